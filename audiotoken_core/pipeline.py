@@ -1,0 +1,137 @@
+"""Waveform → audio tokens: the single path used by the ComfyUI nodes and the trainer."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .audio import TARGET_RATE, count_windows, iter_windows, prepare_audio, take_window
+
+MODES = ("first", "mean", "windows")
+ProgressFn = Callable[[int, int], None]
+
+
+def check_compatible(beats, embedder, beats_name: str = "audio encoder", embedder_name: str = "embedder") -> None:
+    """Raise ValueError naming both files when the embedder cannot read this encoder's features."""
+    layers = tuple(embedder.meta.layers)
+    need = embedder.in_dim
+    have = beats.embed_dim * len(layers)
+    if max(layers) > beats.num_layers or min(layers) < 1:
+        raise ValueError(
+            f"{embedder_name} reads encoder layers {list(layers)} but {beats_name} has {beats.num_layers} layers"
+        )
+    if have != need:
+        raise ValueError(
+            f"{embedder_name} expects {need}-wide features but {beats_name} gives {beats.embed_dim} x "
+            f"{len(layers)} layers = {have}; pick the audio encoder this embedder was trained with "
+            f"({embedder.meta.audio_encoder})"
+        )
+
+
+class AudioTokenizer:
+    """BEATs + Embedder. Runs on the device and dtype of the BEATs module."""
+
+    def __init__(self, beats, embedder, beats_name: str = "audio encoder", embedder_name: str = "embedder"):
+        check_compatible(beats, embedder, beats_name, embedder_name)
+        self.beats = beats
+        self.embedder = embedder
+        self.layers = tuple(embedder.meta.layers)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.beats.parameters()).device
+
+    @property
+    def window_seconds(self) -> float:
+        return float(self.embedder.meta.window_seconds)
+
+    @torch.no_grad()
+    def features(self, wave16k: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`[B, N, encoder_width * len(layers)]`: the frozen work, cached by the trainer."""
+        dtype = next(self.beats.parameters()).dtype
+        wave = wave16k.to(self.device, dtype=torch.float32)
+        outs = self.beats.extract_layers(wave, padding_mask=padding_mask)
+        picked = [outs[i - 1] for i in self.layers]
+        return torch.cat(picked, dim=-1).to(dtype)
+
+    def tokens_from_features(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        param = next(self.embedder.parameters())
+        return self.embedder.forward_dict(feats.to(param.device, param.dtype))
+
+    @torch.no_grad()
+    def encode(
+        self,
+        waveform,
+        sample_rate: int,
+        offset_s: float = 0.0,
+        duration_s: float | None = None,
+        mode: str = "first",
+        batch_windows: int = 8,
+        progress: ProgressFn | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Tokens keyed by CLIP name, each `[B', n_tokens, D]` float32 on the model's device.
+
+        - `first`: the window at `offset_s` (short audio is tiled, as the official loader does); B' = B.
+        - `mean`: mean of the tokens of every consecutive window from `offset_s`; B' = B.
+        - `windows`: one token set per window, sound-major (sound 0's windows first); B' = B x windows.
+        Windows are embedded `batch_windows` at a time, so memory stays bounded for hour-long recordings;
+        `progress(done, total)` is called after each chunk and may raise to interrupt.
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if batch_windows < 1:
+            raise ValueError("batch_windows must be >= 1")
+        duration_s = self.window_seconds if duration_s is None else float(duration_s)
+        wave = prepare_audio(waveform, sample_rate)
+        n_sounds = wave.shape[0]
+        if mode == "first":
+            windows = [take_window(wave, offset_s, duration_s)]
+            total = 1
+        else:
+            total = count_windows(wave.shape[-1], duration_s, None, offset_s)
+            windows = iter_windows(wave, duration_s, None, offset_s)
+
+        per_window: list[dict[str, torch.Tensor]] = []
+        running: dict[str, torch.Tensor] | None = None
+        done = 0
+        chunk: list[torch.Tensor] = []
+
+        def flush():
+            nonlocal running, done
+            if not chunk:
+                return
+            k = len(chunk)
+            # window-major stacking: row j*B + b is window j of sound b
+            batch = torch.cat(chunk, dim=0)
+            toks = {name: t.float() for name, t in self.tokens_from_features(self.features(batch)).items()}
+            chunk.clear()
+            if mode == "mean":
+                sums = {name: t.view(k, n_sounds, *t.shape[1:]).sum(0) for name, t in toks.items()}
+                running = sums if running is None else {n: running[n] + sums[n] for n in sums}
+            else:
+                per_window.append({n: t.view(k, n_sounds, *t.shape[1:]) for n, t in toks.items()})
+            done += k
+            if progress is not None:
+                progress(done, total)
+
+        for win in windows:
+            chunk.append(win)
+            if len(chunk) * n_sounds >= batch_windows:
+                flush()
+        flush()
+
+        if mode == "mean":
+            return {n: t / done for n, t in running.items()}
+        stacked = {n: torch.cat([pw[n] for pw in per_window], dim=0) for n in per_window[0]}
+        if mode == "first":
+            return {n: t[0] for n, t in stacked.items()}
+        # [W, B, n, D] -> [B * W, n, D], sound-major
+        return {n: t.transpose(0, 1).reshape(-1, *t.shape[2:]) for n, t in stacked.items()}
+
+    def window_count(self, n_samples_16k: int, offset_s: float = 0.0, duration_s: float | None = None) -> int:
+        duration_s = self.window_seconds if duration_s is None else duration_s
+        return count_windows(n_samples_16k, duration_s, None, offset_s)
+
+
+__all__ = ["AudioTokenizer", "check_compatible", "MODES", "TARGET_RATE"]
