@@ -79,7 +79,7 @@ def take_window(wave16k: torch.Tensor, offset_s: float, duration_s: float, tile:
 
 
 def count_windows(n_samples: int, window_s: float, hop_s: float | None = None, offset_s: float = 0.0,
-                  min_last_s: float = 1.0) -> int:
+                  min_last_s: float | None = None) -> int:
     """How many windows `iter_windows` yields; at least one when the offset is inside the audio."""
     win, hop, start = _window_geometry(window_s, hop_s, offset_s)
     if start >= n_samples:
@@ -92,11 +92,11 @@ def count_windows(n_samples: int, window_s: float, hop_s: float | None = None, o
     full = 1 + (usable - win) // hop
     # Sound after the last full window earns one more (tiled) window when there is enough of it to matter.
     leftover = usable - ((full - 1) * hop + win)
-    return full + 1 if leftover >= max(1, seconds_to_samples(min_last_s)) else full
+    return full + 1 if leftover >= max(1, seconds_to_samples(_min_last(window_s, min_last_s))) else full
 
 
 def iter_windows(wave16k: torch.Tensor, window_s: float, hop_s: float | None = None, offset_s: float = 0.0,
-                 min_last_s: float = 1.0) -> Iterator[torch.Tensor]:
+                 min_last_s: float | None = None) -> Iterator[torch.Tensor]:
     """Consecutive `[B, window]` windows, lazily, so an hour of audio never exists twice in memory.
 
     The last, partial window is tiled from its own content, as a short clip would be.
@@ -113,9 +113,14 @@ def iter_windows(wave16k: torch.Tensor, window_s: float, hop_s: float | None = N
 
 
 def split_windows(wave16k: torch.Tensor, window_s: float, hop_s: float | None = None, offset_s: float = 0.0,
-                  min_last_s: float = 1.0) -> torch.Tensor:
+                  min_last_s: float | None = None) -> torch.Tensor:
     """All windows at once as `[B, W, window]` (use `iter_windows` for long audio)."""
     return torch.stack(list(iter_windows(wave16k, window_s, hop_s, offset_s, min_last_s)), dim=1)
+
+
+def _min_last(window_s: float, min_last_s: float | None) -> float:
+    # By default a tail counts from 1 s of sound, or half a window when windows are shorter than 2 s.
+    return min(1.0, window_s / 2) if min_last_s is None else min_last_s
 
 
 def _window_geometry(window_s: float, hop_s: float | None, offset_s: float) -> tuple[int, int, int]:

@@ -91,6 +91,10 @@ def write_safetensors(
     os.close(fd)
     try:
         save_file(clean, tmp, metadata=meta)
+        # mkstemp makes the file private (0600); weight files should get the usual umask-based mode
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

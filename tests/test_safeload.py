@@ -84,3 +84,15 @@ def test_truncated_safetensors(tmp_path):
     (tmp_path / "y.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="y.safetensors"):
         read_safetensors(tmp_path / "y.safetensors")
+
+
+def test_written_file_is_not_private(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        write_safetensors({"a": torch.zeros(1)}, tmp_path / "m.safetensors")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.safetensors").stat().st_mode) == 0o644

@@ -1,0 +1,106 @@
+"""Tiny BEATs checkpoints in the official layout (``{'cfg', 'model', 'label_dict'}``) with random weights."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+PATCH = 16
+NUM_BUCKETS = 320
+MAX_DISTANCE = 800
+PREDICTOR_CLASSES = 527
+
+
+def tiny_official_cfg(*, layers: int = 12, dim: int = 64, heads: int = 4, finetuned: bool = True) -> dict:
+    """The iter3+ cfg (every option the released AS2M checkpoints use) at small widths."""
+    return {
+        "input_patch_size": PATCH,
+        "embed_dim": max(dim // 2, 8),
+        "conv_bias": False,
+        "encoder_layers": layers,
+        "encoder_embed_dim": dim,
+        "encoder_ffn_embed_dim": 2 * dim,
+        "encoder_attention_heads": heads,
+        "activation_fn": "gelu",
+        "layer_wise_gradient_decay_ratio": 0.6,
+        "layer_norm_first": False,
+        "deep_norm": True,
+        "dropout": 0.0,
+        "attention_dropout": 0.0,
+        "activation_dropout": 0.0,
+        "encoder_layerdrop": 0.05 if finetuned else 0.0,
+        "dropout_input": 0.0,
+        "conv_pos": 16,
+        "conv_pos_groups": 4,
+        "relative_position_embedding": True,
+        "num_buckets": NUM_BUCKETS,
+        "max_distance": MAX_DISTANCE,
+        "gru_rel_pos": True,
+        "finetuned_model": finetuned,
+        "predictor_dropout": 0.0,
+        "predictor_class": PREDICTOR_CLASSES,
+    }
+
+
+def tiny_official_state_dict(cfg: dict, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random weights under the official keys, scaled so activations stay O(1) through the layers.
+
+    Biases, LayerNorm affines and gates are non-trivial on purpose: a loader that dropped or misplaced any
+    of them changes the outputs.
+    """
+    gen = torch.Generator().manual_seed(seed)
+
+    def rand(*shape: int, scale: float = 1.0) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen) * scale
+
+    def linear(prefix: str, out_dim: int, in_dim: int) -> None:
+        state[f"{prefix}.weight"] = rand(out_dim, in_dim, scale=1 / math.sqrt(in_dim))
+        state[f"{prefix}.bias"] = rand(out_dim, scale=0.05)
+
+    def norm(prefix: str, width: int) -> None:
+        state[f"{prefix}.weight"] = 1 + rand(width, scale=0.1)
+        state[f"{prefix}.bias"] = rand(width, scale=0.1)
+
+    patch, embed, dim = cfg["input_patch_size"], cfg["embed_dim"], cfg["encoder_embed_dim"]
+    heads, ffn, kernel = cfg["encoder_attention_heads"], cfg["encoder_ffn_embed_dim"], cfg["conv_pos"]
+    head_dim = dim // heads
+    state: dict[str, torch.Tensor] = {}
+    state["patch_embedding.weight"] = rand(embed, 1, patch, patch, scale=1 / patch)
+    norm("layer_norm", embed)
+    linear("post_extract_proj", dim, embed)
+    state["encoder.pos_conv.0.weight_g"] = 0.5 + torch.rand(1, 1, kernel, generator=gen)
+    state["encoder.pos_conv.0.weight_v"] = rand(dim, dim // cfg["conv_pos_groups"], kernel)
+    state["encoder.pos_conv.0.bias"] = rand(dim, scale=0.05)
+    norm("encoder.layer_norm", dim)
+    # one table object under every layer's key, as torch.save writes the official shared Embedding
+    table = rand(cfg["num_buckets"], heads, scale=0.5)
+    for i in range(cfg["encoder_layers"]):
+        p = f"encoder.layers.{i}"
+        for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            linear(f"{p}.self_attn.{proj}", dim, dim)
+        linear(f"{p}.self_attn.grep_linear", 8, head_dim)
+        state[f"{p}.self_attn.grep_a"] = 1 + rand(1, heads, 1, 1, scale=0.5)
+        state[f"{p}.self_attn.relative_attention_bias.weight"] = table
+        norm(f"{p}.self_attn_layer_norm", dim)
+        linear(f"{p}.fc1", ffn, dim)
+        linear(f"{p}.fc2", dim, ffn)
+        norm(f"{p}.final_layer_norm", dim)
+    if cfg["finetuned_model"]:
+        linear("predictor", cfg["predictor_class"], dim)
+    return state
+
+
+def write_tiny_official_beats(
+    path: str | Path, *, layers: int = 12, dim: int = 64, heads: int = 4, seed: int = 0, finetuned: bool = True
+) -> Path:
+    """Write a tiny official-layout BEATs ``.pt`` and return its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cfg = tiny_official_cfg(layers=layers, dim=dim, heads=heads, finetuned=finetuned)
+    checkpoint = {"cfg": cfg, "model": tiny_official_state_dict(cfg, seed=seed)}
+    if finetuned:
+        checkpoint["label_dict"] = {i: f"/m/tiny{i:04d}" for i in range(cfg["predictor_class"])}
+    torch.save(checkpoint, path)
+    return path

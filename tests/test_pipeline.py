@@ -1,0 +1,109 @@
+import pytest
+import torch
+
+from audiotoken_core.audio import take_window
+from audiotoken_core.beats import load_beats
+from audiotoken_core.embedder import EmbedderMeta
+from audiotoken_core.pipeline import AudioTokenizer, check_compatible
+from factories.beats import write_tiny_official_beats
+from factories.embedder import make_tiny_embedder
+
+SR = 16_000
+DIM = 32  # tiny BEATs width; the embedder reads 3 layers of it
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    path = write_tiny_official_beats(tmp_path_factory.mktemp("beats") / "b.pt", layers=4, dim=DIM, heads=2)
+    beats = load_beats(path)
+    meta = EmbedderMeta(layers=(2, 3, 4), encoder_width=DIM, widths={"l": 24}, window_seconds=1.0)
+    emb = make_tiny_embedder(3 * DIM, widths={"l": 24}, meta=meta)
+    return AudioTokenizer(beats, emb)
+
+
+def test_first_window_shape_and_determinism(tokenizer):
+    wave = torch.randn(2, 3, SR * 2)  # batch of 2 stereo sounds at 16 kHz
+    a = tokenizer.encode(wave, SR)
+    b = tokenizer.encode(wave, SR)
+    assert set(a) == {"l"} and a["l"].shape == (2, 1, 24)
+    assert torch.equal(a["l"], b["l"])
+
+
+def test_first_window_matches_manual_path(tokenizer):
+    wave = torch.randn(1, SR // 2)  # shorter than the 1 s window: tiled
+    got = tokenizer.encode(wave, SR)["l"]
+    tiled = take_window(wave, 0.0, 1.0)
+    feats = tokenizer.features(tiled)
+    assert feats.shape[-1] == 3 * DIM
+    want = tokenizer.embedder.forward_dict(feats)["l"]
+    assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_windows_mode_is_sound_major(tokenizer):
+    wave = torch.randn(2, 1, int(SR * 3.5))
+    per = tokenizer.encode(wave, SR, mode="windows", batch_windows=3)["l"]
+    assert per.shape == (2 * 4, 1, 24)  # 3 full windows + a 0.5 s tail
+    second_sound_window_1 = tokenizer.encode(wave[1:], SR, offset_s=1.0)["l"][0]
+    assert torch.allclose(per[4 + 1], second_sound_window_1, atol=1e-5)
+
+
+def test_mean_mode_is_the_mean_of_windows(tokenizer):
+    wave = torch.randn(1, SR * 3)
+    per = tokenizer.encode(wave, SR, mode="windows")["l"]
+    mean = tokenizer.encode(wave, SR, mode="mean", batch_windows=2)["l"]
+    assert torch.allclose(mean[0], per.mean(0), atol=1e-5)
+
+
+def test_chunk_size_does_not_change_results(tokenizer):
+    wave = torch.randn(1, SR * 5)
+    one = tokenizer.encode(wave, SR, mode="windows", batch_windows=1)["l"]
+    many = tokenizer.encode(wave, SR, mode="windows", batch_windows=16)["l"]
+    assert torch.allclose(one, many, atol=1e-5)
+
+
+def test_long_audio_is_processed_in_bounded_chunks(tokenizer, monkeypatch):
+    seen = []
+    real = tokenizer.beats.extract_layers
+
+    def spy(wave, padding_mask=None):
+        seen.append(wave.shape[0])
+        return real(wave, padding_mask=padding_mask)
+
+    monkeypatch.setattr(tokenizer.beats, "extract_layers", spy)
+    calls = []
+    wave = torch.zeros(1, SR * 600)  # 10 minutes of silence at the 1 s test window = 600 windows
+    out = tokenizer.encode(wave, SR, mode="mean", batch_windows=64, progress=lambda d, t: calls.append((d, t)))
+    assert out["l"].shape == (1, 1, 24)
+    assert max(seen) <= 64 and sum(seen) == 600
+    assert calls[-1] == (600, 600) and len(calls) == len(seen)
+
+
+def test_progress_can_interrupt(tokenizer):
+    class Stop(Exception):
+        pass
+
+    def stop(done, total):
+        raise Stop
+
+    with pytest.raises(Stop):
+        tokenizer.encode(torch.zeros(1, SR * 10), SR, mode="windows", batch_windows=2, progress=stop)
+
+
+def test_bad_mode_and_bad_audio(tokenizer):
+    with pytest.raises(ValueError, match="mode"):
+        tokenizer.encode(torch.zeros(1, SR), SR, mode="median")
+    with pytest.raises(ValueError, match="empty"):
+        tokenizer.encode(torch.zeros(1, 0), SR)
+    with pytest.raises(ValueError, match="starts at"):
+        tokenizer.encode(torch.zeros(1, SR), SR, offset_s=5.0)
+
+
+def test_mismatched_pair_names_both(tokenizer):
+    too_wide = make_tiny_embedder(3 * 48, widths={"l": 24},
+                                  meta=EmbedderMeta(layers=(2, 3, 4), encoder_width=48, widths={"l": 24}))
+    with pytest.raises(ValueError, match=r"emb\.safetensors expects 144-wide.*beats\.pt gives 32"):
+        check_compatible(tokenizer.beats, too_wide, "beats.pt", "emb.safetensors")
+    too_deep = make_tiny_embedder(3 * DIM, widths={"l": 24},
+                                  meta=EmbedderMeta(layers=(4, 8, 12), encoder_width=DIM, widths={"l": 24}))
+    with pytest.raises(ValueError, match=r"layers \[4, 8, 12\] but beats\.pt has 4 layers"):
+        check_compatible(tokenizer.beats, too_deep, "beats.pt")
