@@ -107,3 +107,23 @@ def test_mismatched_pair_names_both(tokenizer):
                                   meta=EmbedderMeta(layers=(4, 8, 12), encoder_width=DIM, widths={"l": 24}))
     with pytest.raises(ValueError, match=r"layers \[4, 8, 12\] but beats\.pt has 4 layers"):
         check_compatible(tokenizer.beats, too_deep, "beats.pt")
+
+
+def test_ten_millisecond_clip_is_tiled_and_encoded(tokenizer):
+    out = tokenizer.encode(torch.randn(1, 441), 44_100)["l"]  # 10 ms at 44.1 kHz
+    assert out.shape == (1, 1, 24) and torch.isfinite(out).all()
+
+
+def test_six_channel_8bit_pcm(tokenizer):
+    pcm = torch.randint(0, 256, (1, 6, 22_050), dtype=torch.uint8)
+    out = tokenizer.encode(pcm, 22_050)["l"]
+    assert torch.isfinite(out).all()
+
+
+def test_one_hour_recording_mean_of_windows(tokenizer):
+    hour = torch.zeros(1, 3600 * SR)
+    hour[0, ::97] = 0.1  # not silence, cheap to build
+    calls = []
+    out = tokenizer.encode(hour, SR, duration_s=10.0, mode="mean", batch_windows=32,
+                           progress=lambda d, t: calls.append(t))
+    assert out["l"].shape == (1, 1, 24) and calls[0] == 360
