@@ -1,0 +1,8 @@
+"""`python -m train.evaluate`; also the `audiotoken-evaluate` console script (`main`)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
