@@ -1,0 +1,69 @@
+"""A tiny training world shared by the trainer tests: SD folders, a BEATs checkpoint and a data folder.
+
+Built once per test session (module-level cache) because writing models and importing diffusers is
+most of the trainer tests' cost on a small CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .beats import write_tiny_official_beats
+from .media import write_picture, write_wav
+from .sd import write_tiny_sd
+
+_WORLDS: dict[str, dict] = {}
+
+N_CLIPS = 6
+LABELS = {"s0": "dog", "s1": "cat", "s2": "dog"}
+
+
+def write_pairs(folder: Path, n: int = N_CLIPS, broken: bool = True) -> Path:
+    for i in range(n):
+        # mixed rates and channel counts on purpose: decoding must handle any
+        write_wav(folder / f"s{i}.wav", seconds=1.25, rate=(16000, 22050, 8000)[i % 3], freq=150 + 90 * i, channels=1 + i % 2)
+        write_picture(folder / f"s{i}.png", color=(40 * i, 120, 220 - 35 * i))
+    (folder / "labels.csv").write_text("id,label\n" + "".join(f"{k},{v}\n" for k, v in LABELS.items()))
+    if broken:
+        (folder / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage, not audio")
+        write_picture(folder / "broken.png")
+    return folder
+
+
+def get_world(root: Path, variants: tuple[str, ...] = ("sd1",)) -> dict:
+    key = str(root)
+    world = _WORLDS.setdefault(key, {"root": root})
+    if "beats" not in world:
+        world["beats"] = write_tiny_official_beats(root / "beats.pt", layers=12, dim=32, heads=4)
+        world["data"] = write_pairs(root / "pairs")
+    for v in variants:
+        if v not in world:
+            world[v] = write_tiny_sd(root / f"sd_{v}", v)
+    return world
+
+
+def tiny_config(world: dict, out: Path, variant: str = "sd1", **overrides):
+    from train.config import TrainConfig
+
+    settings = dict(
+        data=str(world["data"]),
+        base_model=str(world[variant]),
+        beats=str(world["beats"]),
+        output_dir=str(out),
+        cache_dir=str(world["root"] / f"cache_{variant}"),
+        window_seconds=1.0,
+        infer_window_seconds=1.0,
+        frame_size="32x24",
+        batch_size=2,
+        grad_accum=1,
+        max_steps=4,
+        checkpoint_every=2,
+        learning_rate=1e-4,
+        embedder_hidden_dim=48,
+        cache_windows=2,
+        progress=False,
+        log_every=1,
+        tensorboard=False,
+    )
+    settings.update(overrides)
+    return TrainConfig(**settings)

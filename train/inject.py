@@ -1,0 +1,128 @@
+"""Writing audio tokens into the CLIP *input* embeddings at the placeholder, with gradients.
+
+The prompt is tokenized around the placeholder (`<*>` or `<audio>`), which is replaced by `n_tokens`
+positions holding an ordinary token id; a forward hook on the encoder's token-embedding table then
+overwrites those rows with the audio tokens. So the frozen tokenizer and embedding table stay
+untouched, gradients flow through the frozen encoder into the Embedder, and CLIP's EOS pooling
+(SDXL's pooled embedding) is not confused by an out-of-vocabulary id.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+
+import torch
+
+PLACEHOLDERS = ("<*>", "<audio>")
+_SPLIT = re.compile("(" + "|".join(re.escape(p) for p in PLACEHOLDERS) + ")")
+
+
+def tokenize_with_placeholder(tokenizer, prompt: str, n_tokens: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(input_ids[L], is_token[L])` padded to the tokenizer's length; `is_token` marks audio positions.
+
+    A prompt without a placeholder has no audio positions (used for the unconditional prompt).
+    """
+    max_len = int(tokenizer.model_max_length)
+    ids = [tokenizer.bos_token_id]
+    marks = [False]
+    filler = tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id
+    for piece in _SPLIT.split(prompt):
+        if piece in PLACEHOLDERS:
+            ids += [filler] * n_tokens
+            marks += [True] * n_tokens
+        elif piece.strip():
+            piece_ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
+            ids += piece_ids
+            marks += [False] * len(piece_ids)
+    if len(ids) + 1 > max_len:
+        if any(marks[max_len - 1 :]):
+            raise ValueError(f"prompt too long: the placeholder falls beyond CLIP's {max_len} tokens: {prompt!r}")
+        ids, marks = ids[: max_len - 1], marks[: max_len - 1]
+    ids.append(tokenizer.eos_token_id)
+    marks.append(False)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    ids += [pad] * (max_len - len(ids))
+    marks += [False] * (max_len - len(marks))
+    return torch.tensor(ids, dtype=torch.long), torch.tensor(marks, dtype=torch.bool)
+
+
+def count_placeholders(prompt: str) -> int:
+    return sum(1 for piece in _SPLIT.split(prompt) if piece in PLACEHOLDERS)
+
+
+@contextmanager
+def tokens_written(text_encoder, is_token: torch.Tensor, tokens: torch.Tensor | None):
+    """While active, the encoder's token embeddings at `is_token[B, L]` become `tokens[B, k, D]` (in order)."""
+    if tokens is None or not bool(is_token.any()):
+        yield
+        return
+    table = text_encoder.get_input_embeddings()
+    per_prompt = is_token.sum(dim=1)
+    if not bool((per_prompt == per_prompt[0]).all()) or int(per_prompt[0]) % tokens.shape[1]:
+        raise ValueError(
+            f"each prompt needs the same number of placeholder positions, a multiple of {tokens.shape[1]} tokens"
+        )
+    reps = int(per_prompt[0]) // tokens.shape[1]
+    values = tokens.repeat(1, reps, 1) if reps > 1 else tokens
+
+    def hook(module, args, output):
+        out = output.clone()
+        out[is_token.to(out.device)] = values.reshape(-1, values.shape[-1]).to(device=out.device, dtype=out.dtype)
+        return out
+
+    handle = table.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+class PromptEncoder:
+    """Prompt + audio tokens -> the UNet's conditioning, for SD1/SD2 (one encoder) and SDXL (two)."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def ids(self, prompt: str, batch: int, n_tokens: int, device=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        out = []
+        for tok in self.base.tokenizers:
+            ids, marks = tokenize_with_placeholder(tok, prompt, n_tokens)
+            out.append((ids.expand(batch, -1).to(device), marks.expand(batch, -1).to(device)))
+        return out
+
+    def encode(self, ids_marks, tokens: dict[str, torch.Tensor] | None):
+        """`(hidden[B, L, D_total], pooled[B, P] or None)`; `tokens` keyed by head (None: plain text)."""
+        hiddens, pooled = [], None
+        sdxl = self.base.is_sdxl
+        for (ids, marks), encoder, head in zip(ids_marks, self.base.text_encoders, self.base.heads):
+            tok = None if tokens is None else tokens[head]
+            with tokens_written(encoder, marks, tok):
+                out = encoder(ids, output_hidden_states=sdxl)
+            if sdxl:
+                # SDXL conditions on the penultimate layer of both encoders; pooled from the second
+                hiddens.append(out.hidden_states[-2])
+                if hasattr(out, "text_embeds"):
+                    pooled = out.text_embeds
+            else:
+                hiddens.append(out.last_hidden_state)
+        hidden = hiddens[0] if len(hiddens) == 1 else torch.cat(hiddens, dim=-1)
+        return hidden, pooled
+
+
+def label_token_embeddings(tokenizer, text_encoder, labels: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean CLIP *input* embedding of each label's word pieces (BOS/EOS stripped) -> `([B, D], has_label[B])`.
+
+    This is the target of the optional class loss (the original's `txt_embeddings[ids].mean(0)`).
+    """
+    table = text_encoder.get_input_embeddings().weight
+    rows, has = [], []
+    for label in labels:
+        ids = tokenizer(label, add_special_tokens=False)["input_ids"] if label else []
+        if ids:
+            rows.append(table[torch.tensor(ids, device=table.device)].float().mean(0))
+            has.append(True)
+        else:
+            rows.append(torch.zeros(table.shape[1], device=table.device))
+            has.append(False)
+    return torch.stack(rows).detach(), torch.tensor(has, device=table.device)
