@@ -1,0 +1,18 @@
+# Sourced by the scripts here: make (once) and activate the project's venv.
+# AUDIOTOKEN_VENV picks its folder (default .venv); EXTRAS the pip extras to install.
+set -euo pipefail
+VENV="${AUDIOTOKEN_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+EXTRAS="${EXTRAS:-train,eval,dev}"
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
+
+# The torch triple that works with ComfyUI here, installed first so no later package picks another build.
+# (This pins the project's own venv only; the pack itself pins nothing the host provides.)
+if ! "$VENV/bin/python" -c "import torch, torchaudio, torchvision" 2>/dev/null; then
+    "${PIP[@]}" torch==2.9.1 torchvision==0.24.1
+    "${PIP[@]}" torch==2.9.1 "torchaudio==2.9.*"
+fi
+KEEP=(torch==2.9.1 torchvision==0.24.1 "torchaudio==2.9.*")
+"${PIP[@]}" -e ".[$EXTRAS]" "${KEEP[@]}"
