@@ -1,0 +1,227 @@
+"""Time audio -> CONDITIONING through the pack's nodes next to one SD1.5 sampling step.
+
+Real sizes, random weights: BEATs iter3+ (90M: 12 layers, 768 wide, 3072 FFN, 12 heads), the official
+Embedder (2304 -> 768), full CLIP-L and the full SD1.5 UNet, each in the dtype ComfyUI picks for the device
+(on CPU: BEATs fp32, CLIP fp16 as the host's text_encoder_dtype, UNet fp32).
+
+    COMFYUI_PATH=/path/to/ComfyUI python benchmarks/bench_encode.py [--device cpu|cuda|all] [--unet-size 512]
+
+Prints a Markdown table. Needs a ComfyUI checkout (0.3.64 tested) for the CLIP, the UNet and the nodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+PACK = "audiotoken_pack_bench"
+OFFICIAL_BEATS_CFG = {
+    "input_patch_size": 16, "embed_dim": 512, "conv_bias": False, "encoder_layers": 12, "encoder_embed_dim": 768,
+    "encoder_ffn_embed_dim": 3072, "encoder_attention_heads": 12, "activation_fn": "gelu",
+    "layer_wise_gradient_decay_ratio": 0.6, "layer_norm_first": False, "deep_norm": True, "dropout": 0.0,
+    "attention_dropout": 0.0, "activation_dropout": 0.0, "encoder_layerdrop": 0.05, "dropout_input": 0.0,
+    "conv_pos": 128, "conv_pos_groups": 16, "relative_position_embedding": True, "num_buckets": 320,
+    "max_distance": 800, "gru_rel_pos": True, "finetuned_model": True, "predictor_dropout": 0.0,
+    "predictor_class": 527,
+}
+SD15_UNET = {
+    "image_size": 32, "in_channels": 4, "out_channels": 4, "model_channels": 320, "num_res_blocks": [2, 2, 2, 2],
+    "channel_mult": [1, 2, 4, 4], "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
+    "transformer_depth_output": [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1], "transformer_depth_middle": 1, "context_dim": 768, "num_heads": 8, "num_head_channels": -1,
+    "use_linear_in_transformer": False, "use_spatial_transformer": True, "legacy": False, "adm_in_channels": None,
+    "use_temporal_attention": False,
+}
+
+
+def setup_comfy(device: str):
+    root = os.environ.get("COMFYUI_PATH")
+    if not root:
+        sys.exit("set COMFYUI_PATH to a ComfyUI checkout")
+    sys.path.insert(0, str(Path(root).resolve()))
+    from comfy.cli_args import args
+
+    args.cpu = device == "cpu"
+    import comfy.model_management  # noqa: F401
+
+    spec = importlib.util.spec_from_file_location(PACK, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK] = module
+    spec.loader.exec_module(module)
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device, repeats: int) -> list[float]:
+    fn()  # warm-up: first-call allocations, kernel selection
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def fill_random(module: torch.nn.Module, seed: int) -> None:
+    """comfy.ops layers are created uninitialised: give them finite, roughly unit-scale weights."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.ndim == 0:
+                continue  # logit_scale: keep the module's value
+            if name.endswith("bias"):
+                p.zero_()
+            elif p.ndim == 1:
+                p.fill_(1.0)
+            else:
+                fan_in = p[0].numel()
+                p.copy_((torch.randn(p.shape, generator=g) * (0.5 / fan_in ** 0.5)).to(p.dtype))
+
+
+def audio_model(device, precision: str = "auto"):
+    import importlib
+
+    import comfy.model_management as mm
+
+    runtime = importlib.import_module(f"{PACK}.nodes.runtime")
+    beats_mod = importlib.import_module(f"{PACK}.audiotoken_core.beats")
+    emb_mod = importlib.import_module(f"{PACK}.audiotoken_core.embedder")
+    torch.manual_seed(0)  # same random weights for every precision
+    beats = beats_mod.BEATs(beats_mod.BEATsConfig.from_dict(dict(OFFICIAL_BEATS_CFG))).eval().requires_grad_(False)
+    embedder = emb_mod.AudioEmbedder(2304, {"l": 768}).eval().requires_grad_(False)
+    load = mm.text_encoder_device()
+    dtype = runtime.pick_dtype(precision, load)
+    beats.to(dtype)
+    model = runtime.AudioTokenModel(beats, embedder, "BEATs (random, 90M)", "embedder (random, 2304->768)",
+                                    load, mm.text_encoder_offload_device())
+    return model, dtype
+
+
+def clip_l():
+    import comfy.sd
+    import comfy.sd1_clip
+    import comfy.supported_models_base
+
+    target = comfy.supported_models_base.ClipTarget(comfy.sd1_clip.SD1Tokenizer, comfy.sd1_clip.SD1ClipModel)
+    clip = comfy.sd.CLIP(target=target, embedding_directory=[])
+    fill_random(clip.cond_stage_model, seed=1)
+    return clip
+
+
+def unet(device):
+    import comfy.model_management as mm
+    import comfy.ops
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+
+    dtype = mm.unet_dtype(device=mm.get_torch_device())
+    with torch.device("meta"):
+        model = UNetModel(**copy.deepcopy(SD15_UNET), dtype=dtype, operations=comfy.ops.disable_weight_init)
+    model = model.to_empty(device=mm.get_torch_device())
+    fill_random(model, seed=2)
+    return model.eval(), dtype
+
+
+def bench(device: str, repeats: int, unet_size: int, skip_unet: bool) -> list[tuple]:
+    import importlib
+
+    import comfy.model_management as mm
+
+    encode = importlib.import_module(f"{PACK}.nodes.encode").AudioTokenEncode
+    text_encode = importlib.import_module(f"{PACK}.nodes.text_encode").AudioTokenTextEncode
+    model, beats_dtype = audio_model(device)
+    clip = clip_l()
+    g = torch.Generator().manual_seed(3)
+    sound = {"waveform": torch.randn(1, 2, 441000, generator=g) * 0.1, "sample_rate": 44100}  # 10 s, 44.1 kHz stereo
+    holder = {}
+
+    def tokens():
+        holder["tokens"] = encode.execute(model, sound, "first", 0.0, 10.0)[0]
+
+    def conditioning():
+        text_encode.execute(clip, holder["tokens"], "a photo of <audio>")
+
+    def both():
+        tokens()
+        conditioning()
+
+    rows = []
+    dev_name = torch.cuda.get_device_name() if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    rows.append(("audio -> tokens (BEATs + Embedder, 10 s clip)", dev_name, str(beats_dtype).replace("torch.", ""),
+                 timed(tokens, device, repeats)))
+    clip_dtype = str(mm.text_encoder_dtype(mm.text_encoder_device())).replace("torch.", "")
+    rows.append(("tokens -> CONDITIONING (CLIP-L, splice)", dev_name, clip_dtype, timed(conditioning, device, repeats)))
+    rows.append(("audio -> CONDITIONING (total)", dev_name, "", timed(both, device, repeats)))
+    if device != "cpu" and beats_dtype != torch.float32:
+        # Is half precision accurate enough? Compare with fp32 on the same weights and sound.
+        reference, _ = audio_model(device, "fp32")
+        ref = encode.execute(reference, sound, "first", 0.0, 10.0)[0].tokens["l"].flatten()
+        half = holder["tokens"].tokens["l"].flatten()
+        cos = torch.nn.functional.cosine_similarity(ref, half, dim=0).item()
+        rel = ((ref - half).norm() / ref.norm()).item()
+        print(f"{beats_dtype} vs fp32 tokens: cosine {cos:.6f}, relative L2 error {rel:.2e}")
+        del reference
+    if not skip_unet:
+        net, dtype = unet(device)
+        del model, clip
+        dev = mm.get_torch_device()
+        size = unet_size // 8
+        x = torch.randn(2, 4, size, size, device=dev, dtype=dtype)
+        t = torch.tensor([500.0, 500.0], device=dev)
+        ctx = torch.randn(2, 77, 768, device=dev, dtype=dtype)
+
+        def step():
+            with torch.inference_mode():
+                net(x, t, context=ctx)
+
+        rows.append((f"SD1.5 UNet, one sampling step ({unet_size}x{unet_size}, batch 2 = cfg)", dev_name,
+                     str(dtype).replace("torch.", ""), timed(step, device, max(1, repeats // 3))))
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--unet-size", type=int, default=512, help="image size for the UNet step (latent = size / 8)")
+    parser.add_argument("--skip-unet", action="store_true")
+    opts = parser.parse_args()
+    devices = ["cpu", "cuda"] if opts.device == "all" else [opts.device]
+    if "cuda" in devices and not torch.cuda.is_available():
+        if opts.device == "cuda":
+            sys.exit("no CUDA device")
+        devices.remove("cuda")
+    if len(devices) > 1:
+        # The host's device choice is global (args.cpu), so each device runs in its own process.
+        import subprocess
+
+        for d in devices:
+            subprocess.run([sys.executable, __file__, "--device", d, "--repeats", str(opts.repeats),
+                            "--unet-size", str(opts.unet_size)] + (["--skip-unet"] if opts.skip_unet else []),
+                           check=True)
+        return
+    device = devices[0]
+    setup_comfy(device)
+    with torch.inference_mode():
+        rows = bench(device, opts.repeats, opts.unet_size, opts.skip_unet)
+    print(f"\ntorch {torch.__version__}, repeats {opts.repeats} (+1 warm-up); median (min-max) seconds\n")
+    print("| stage | device | dtype | seconds |")
+    print("|---|---|---|---|")
+    for stage, dev, dtype, times in rows:
+        print(f"| {stage} | {dev} | {dtype} | {statistics.median(times):.3f} ({min(times):.3f}-{max(times):.3f}) |")
+
+
+if __name__ == "__main__":
+    main()

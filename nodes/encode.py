@@ -1,0 +1,83 @@
+"""AudioTokenEncode: AUDIO -> AUDIO_TOKENS through BEATs and the embedder."""
+
+from __future__ import annotations
+
+import comfy.model_management as mm
+import comfy.utils
+from comfy_api.latest import io
+
+from ..audiotoken_core.pipeline import MODES
+from .types import CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType
+
+DEFAULT_WINDOW_S = 10.0
+
+
+class AudioTokenEncode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="AudioTokenEncode",
+            display_name="AudioToken Encode",
+            category=CATEGORY,
+            description=("Turns audio into audio tokens. Any sample rate, channel count and batch; audio is "
+                         "mixed to mono and resampled to 16 kHz. Clips shorter than the window are repeated."),
+            inputs=[
+                AudioTokenModelType.Input("audiotoken_model", tooltip="From AudioToken Model Loader."),
+                io.Audio.Input("audio", tooltip="Audio, e.g. from Load Audio. A batch of B sounds gives B token sets."),
+                io.Combo.Input("mode", options=list(MODES), default="first",
+                               tooltip="first: one window from start_seconds. mean: average the tokens of every "
+                                       "window (one set per sound). windows: one token set per window, as a "
+                                       "batch (one image per window)."),
+                io.Float.Input("start_seconds", default=0.0, min=0.0, max=86400.0, step=0.1, round=0.001,
+                               tooltip="Where the first window starts, in seconds from the start of the audio."),
+                io.Float.Input("window_seconds", default=DEFAULT_WINDOW_S, min=0.5, max=600.0, step=0.5,
+                               round=0.001,
+                               tooltip="Window length in seconds. 10 s is what the official embedder was "
+                                       "evaluated with; shorter clips are repeated to fill it."),
+            ],
+            outputs=[
+                AudioTokensType.Output(display_name="AUDIO_TOKENS",
+                                       tooltip="Token vectors, one set per sound (per window in 'windows' mode)."),
+                io.Int.Output(display_name="count",
+                              tooltip="How many token sets came out: wire it to Empty Latent Image's batch_size "
+                                      "to get one image per sound or window."),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, mode=None):
+        # Only the inputs named here skip the host's min/max checks (a **kwargs signature would skip them all).
+        if mode is not None and mode not in MODES:
+            return f"mode must be one of {', '.join(MODES)}, got '{mode}'"
+        return True
+
+    @classmethod
+    def execute(cls, audiotoken_model, audio, mode="first", start_seconds=0.0,
+                window_seconds=DEFAULT_WINDOW_S) -> io.NodeOutput:
+        waveform, sample_rate = _unpack_audio(audio)
+        bar = comfy.utils.ProgressBar(1)
+
+        def progress(done, total):
+            # Also an interruption point: the server's progress hook raises when Cancel was pressed.
+            bar.update_absolute(done, total)
+            mm.throw_exception_if_processing_interrupted()
+
+        tokens = audiotoken_model.encode(waveform, sample_rate, offset_s=float(start_seconds),
+                                         duration_s=float(window_seconds), mode=mode, progress=progress)
+        result = AudioTokens(tokens, info={
+            "mode": mode, "start_seconds": float(start_seconds), "window_seconds": float(window_seconds),
+            "sounds": int(waveform.shape[0]) if waveform.ndim == 3 else 1,
+            "embedder": audiotoken_model.embedder_name, "audio_encoder": audiotoken_model.encoder_name,
+        })
+        return io.NodeOutput(result, result.batch_size)
+
+
+def _unpack_audio(audio):
+    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
+        raise ValueError("audio must be a ComfyUI AUDIO value ({'waveform': [B, C, T], 'sample_rate': int}); "
+                         "connect Load Audio or another audio node")
+    waveform = audio["waveform"]
+    if waveform.shape[-1] == 0:
+        raise ValueError("The audio is empty (0 samples), so there is nothing to encode. Check the file or "
+                         "the trim settings upstream.")
+    return waveform, int(audio["sample_rate"])

@@ -1,0 +1,22 @@
+"""The ComfyExtension that lists the pack's nodes; imported only when ComfyUI calls `comfy_entrypoint`."""
+
+from __future__ import annotations
+
+from comfy_api.latest import ComfyExtension, io
+
+from .blend import AudioTokenBlend
+from .encode import AudioTokenEncode
+from .folders import register_folders
+from .model_loader import AudioTokenModelLoader
+from .save_embedding import AudioTokenSaveEmbedding
+from .text_encode import AudioTokenTextEncode
+
+# Before any define_schema() lists models/audiotoken; on_load() is never called by ComfyUI 0.3.64.
+register_folders()
+
+NODES = [AudioTokenModelLoader, AudioTokenEncode, AudioTokenTextEncode, AudioTokenSaveEmbedding, AudioTokenBlend]
+
+
+class AudioTokenExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return list(NODES)

@@ -1,0 +1,59 @@
+"""AudioTokenModelLoader: embedder file + BEATs file -> AUDIOTOKEN_MODEL."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from . import folders
+from .runtime import PRECISIONS, get_model
+from .types import CATEGORY, AudioTokenModelType
+
+
+class AudioTokenModelLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="AudioTokenModelLoader",
+            display_name="AudioToken Model Loader",
+            category=CATEGORY,
+            description=("Loads an AudioToken embedder (models/audiotoken) and the BEATs audio encoder it was "
+                         "trained with (models/audio_encoders). Files are re-read only when they change."),
+            inputs=[
+                io.Combo.Input("embedder_name", options=folders.list_files(folders.EMBEDDER_FOLDER),
+                               tooltip="Embedder in models/audiotoken: the official embedder_learned_embeds.bin "
+                                       "or a .safetensors written by the AudioToken trainer."),
+                io.Combo.Input("audio_encoder_name", options=folders.list_files(folders.ENCODER_FOLDER),
+                               tooltip="BEATs checkpoint in models/audio_encoders, e.g. "
+                                       "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt (the official one)."),
+                io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
+                               tooltip="auto: fp32 on CPU, fp16 (else bf16) on GPUs that support it. "
+                                       "The embedder itself always runs in fp32."),
+            ],
+            outputs=[AudioTokenModelType.Output(display_name="AUDIOTOKEN_MODEL",
+                                                tooltip="BEATs + embedder, for AudioToken Encode.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, embedder_name=None, audio_encoder_name=None, precision=None):
+        # The server does not check V3 combo values against their options, so do it here.
+        try:
+            if embedder_name is not None:
+                folders.resolve(folders.EMBEDDER_FOLDER, embedder_name, "Embedder")
+            if audio_encoder_name is not None:
+                folders.resolve(folders.ENCODER_FOLDER, audio_encoder_name, "Audio encoder")
+        except FileNotFoundError as exc:
+            return str(exc)
+        if precision is not None and precision not in PRECISIONS:
+            return f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'"
+        return True
+
+    @classmethod
+    def fingerprint_inputs(cls, embedder_name=None, audio_encoder_name=None, precision=None, **_):
+        return (folders.file_fingerprint(folders.EMBEDDER_FOLDER, embedder_name),
+                folders.file_fingerprint(folders.ENCODER_FOLDER, audio_encoder_name), precision)
+
+    @classmethod
+    def execute(cls, embedder_name, audio_encoder_name, precision="auto") -> io.NodeOutput:
+        embedder_path = folders.resolve(folders.EMBEDDER_FOLDER, embedder_name, "Embedder")
+        encoder_path = folders.resolve(folders.ENCODER_FOLDER, audio_encoder_name, "Audio encoder")
+        return io.NodeOutput(get_model(embedder_path, encoder_path, precision))

@@ -1,0 +1,98 @@
+"""The AUDIOTOKEN_MODEL value: BEATs + Embedder under the host's memory management, cached per file state."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+
+import comfy.model_management as mm
+import comfy.model_patcher
+import torch
+
+from ..audiotoken_core.beats import load_beats
+from ..audiotoken_core.embedder import load_embedder
+from ..audiotoken_core.pipeline import AudioTokenizer
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+_CACHE_SIZE = 2
+_cache: OrderedDict[tuple, "AudioTokenModel"] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+class _Pair(torch.nn.Module):
+    """One module for the ModelPatcher, so both parts move between devices together."""
+
+    def __init__(self, beats, embedder):
+        super().__init__()
+        self.beats = beats
+        self.embedder = embedder
+
+
+class AudioTokenModel:
+    def __init__(self, beats, embedder, encoder_name: str, embedder_name: str, load_device, offload_device):
+        self.tokenizer = AudioTokenizer(beats, embedder, beats_name=encoder_name, embedder_name=embedder_name)
+        self.encoder_name = encoder_name
+        self.embedder_name = embedder_name
+        self.beats_dtype = next(beats.parameters()).dtype
+        self.patcher = comfy.model_patcher.ModelPatcher(_Pair(beats, embedder), load_device=load_device,
+                                                        offload_device=offload_device)
+
+    def encode(self, waveform, sample_rate, **kwargs) -> dict[str, torch.Tensor]:
+        # Plain nn layers cannot be partially loaded in low-VRAM mode, and the pair is small: load it whole.
+        mm.load_models_gpu([self.patcher], force_full_load=True)
+        tokens = self.tokenizer.encode(waveform, sample_rate, **kwargs)
+        return {k: v.detach().to("cpu", torch.float32) for k, v in tokens.items()}
+
+
+def pick_dtype(precision: str, device) -> torch.dtype:
+    """fp32 on CPU (half precision is slower there and less accurate); half precision on GPUs that do it well."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if mm.is_device_cpu(device) or precision == "fp32":
+        return torch.float32
+    if precision == "fp16":
+        return torch.float16
+    if precision == "bf16":
+        return torch.bfloat16
+    # BEATs was trained in fp16 and its attention is written to stay in fp16 range; bf16 loses more mantissa.
+    if mm.should_use_fp16(device, prioritize_performance=False):
+        return torch.float16
+    if mm.should_use_bf16(device, prioritize_performance=False):
+        return torch.bfloat16
+    return torch.float32
+
+
+def _file_key(path: str) -> tuple:
+    st = os.stat(path)
+    return (os.path.realpath(path), st.st_mtime_ns, st.st_size)
+
+
+def get_model(embedder_path: str, encoder_path: str, precision: str = "auto") -> AudioTokenModel:
+    """Load the pair, or return the cached one if neither file changed (path + mtime + size)."""
+    load_device = mm.text_encoder_device()
+    offload_device = mm.text_encoder_offload_device()
+    dtype = pick_dtype(precision, load_device)
+    key = (_file_key(embedder_path), _file_key(encoder_path), dtype, str(load_device))
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    embedder_name, encoder_name = os.path.basename(embedder_path), os.path.basename(encoder_path)
+    embedder = _load(load_embedder, embedder_path, "embedder", dtype=torch.float32)
+    beats = _load(load_beats, encoder_path, "audio encoder (BEATs)", dtype=dtype)
+    embedder.to(offload_device)
+    beats.to(offload_device)
+    model = AudioTokenModel(beats, embedder, encoder_name, embedder_name, load_device, offload_device)
+    with _cache_lock:
+        _cache[key] = model
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return model
+
+
+def _load(loader, path: str, what: str, dtype):
+    try:
+        return loader(path, device="cpu", dtype=dtype)
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise ValueError(f"Could not read {os.path.basename(path)} as an {what}: {exc}") from exc

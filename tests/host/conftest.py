@@ -1,0 +1,50 @@
+"""Shared fixtures for the host-integration tests (real ComfyUI; need COMFYUI_PATH).
+
+Each test module skips itself at import time when COMFYUI_PATH is unset, so the reason shows in the report.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from host_env import COMFYUI_PATH, SKIP_REASON, comfy_in_process  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def host_assets(tmp_path_factory) -> dict[str, Path]:
+    if not COMFYUI_PATH:
+        pytest.skip(SKIP_REASON)
+    comfy_in_process()  # the checkpoint factory takes key shapes from ComfyUI's modules
+    from host_assets import build_assets
+
+    return build_assets(tmp_path_factory.mktemp("audiotoken_assets"))
+
+
+@pytest.fixture(scope="module")
+def comfy_server(host_assets, tmp_path_factory):
+    """One ComfyUI per test module, the pack symlinked under an odd folder name."""
+    from host_harness import ComfyServer, install_pack
+
+    base = tmp_path_factory.mktemp("comfy_base")
+    install_pack(base / "custom_nodes")
+    (base / "input").mkdir()
+    for wav in host_assets["audio"].iterdir():
+        shutil.copy(wav, base / "input" / wav.name)
+    yaml_path = base / "extra_model_paths.yaml"
+    yaml_path.write_text(
+        "audiotoken_tests:\n"
+        f"  base_path: {host_assets['checkpoints'].parent}\n"
+        "  checkpoints: checkpoints\n"
+        "  audio_encoders: audio_encoders\n"
+        "  audiotoken: audiotoken\n")
+    server = ComfyServer(COMFYUI_PATH, base, yaml_path).start()
+    yield server
+    server.stop()

@@ -1,0 +1,162 @@
+"""Start a real ComfyUI with the pack under custom_nodes/, talk to it over HTTP, stop it.
+
+The server is a separate process (`main.py --cpu`), so nothing here imports ComfyUI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+# Spaces, dots and dashes: the pack must not depend on its folder being a valid module name.
+ODD_PACK_FOLDER = "comfyui-audiotoken.dev pack"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ComfyServer:
+    def __init__(self, comfy_root: str | Path, base: Path, extra_paths_yaml: Path | None = None):
+        self.comfy_root = Path(comfy_root)
+        self.base = Path(base)
+        self.extra_paths_yaml = extra_paths_yaml
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.base / "server.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 180.0, wait_for_node: str = "AudioTokenTextEncode") -> "ComfyServer":
+        cmd = [sys.executable, str(self.comfy_root / "main.py"), "--cpu", "--disable-api-nodes",
+               "--listen", "127.0.0.1", "--port", str(self.port), "--base-directory", str(self.base),
+               "--database-url", "sqlite:///:memory:", "--disable-auto-launch", "--dont-print-server"]
+        if self.extra_paths_yaml is not None:
+            cmd += ["--extra-model-paths-config", str(self.extra_paths_yaml)]
+        env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        # The pytest process may have the repo root on PYTHONPATH; in the server `nodes` must be ComfyUI's.
+        env.pop("PYTHONPATH", None)
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd, cwd=self.comfy_root, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            try:
+                if self.get_json(f"/object_info/{wait_for_node}", timeout=5):
+                    return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"ComfyUI did not serve {wait_for_node} within {timeout:.0f} s:\n{self.log()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    # --- HTTP -------------------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, body=None, timeout: float = 30.0) -> tuple[int, bytes]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    def get_json(self, path: str, timeout: float = 30.0):
+        status, raw = self.request("GET", path, timeout=timeout)
+        if status != 200:
+            raise RuntimeError(f"GET {path} -> {status}: {raw[:500]!r}")
+        return json.loads(raw)
+
+    def post_prompt(self, prompt: dict, workflow: dict | None = None) -> tuple[int, dict]:
+        body = {"prompt": prompt, "client_id": "audiotoken-tests"}
+        if workflow is not None:
+            body["extra_data"] = {"extra_pnginfo": {"workflow": workflow}}
+        status, raw = self.request("POST", "/prompt", body)
+        return status, json.loads(raw)
+
+    def wait_history(self, prompt_id: str, timeout: float = 180.0) -> dict:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            hist = self.get_json(f"/history/{prompt_id}")
+            if prompt_id in hist and hist[prompt_id].get("status", {}).get("completed") is not None:
+                entry = hist[prompt_id]
+                if entry["status"].get("status_str") in ("success", "error"):
+                    return entry
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI died while running {prompt_id}:\n{self.log()[-4000:]}")
+            time.sleep(0.2)
+        raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout:.0f} s")
+
+    def run(self, prompt: dict, workflow: dict | None = None, timeout: float = 180.0) -> dict:
+        """POST a prompt that must validate, and return its finished history entry."""
+        status, answer = self.post_prompt(prompt, workflow)
+        if status != 200 or answer.get("node_errors"):
+            raise AssertionError(f"prompt rejected ({status}): {json.dumps(answer, indent=1)[:3000]}")
+        return self.wait_history(answer["prompt_id"], timeout)
+
+
+def executed_nodes(entry: dict) -> tuple[list[str], list[str]]:
+    """(ran, cached) node ids from a history entry's status messages."""
+    ran, cached = [], []
+    for event, data in entry["status"]["messages"]:
+        if event == "execution_cached":
+            cached += [str(n) for n in data.get("nodes", [])]
+    outputs = entry.get("outputs", {})
+    ran = [n for n in outputs if n not in cached]
+    return ran, cached
+
+
+def error_message(entry: dict) -> dict:
+    for event, data in entry["status"]["messages"]:
+        if event == "execution_error":
+            return data
+    raise AssertionError(f"no execution_error in {entry['status']}")
+
+
+def saved_images(entry: dict) -> list[dict]:
+    return [img for out in entry.get("outputs", {}).values() for img in out.get("images", [])
+            if img.get("type") == "output"]
+
+
+def install_pack(custom_nodes: Path, folder: str = ODD_PACK_FOLDER) -> Path:
+    """Symlink the repository into custom_nodes/ under an unusual folder name (copy where links fail)."""
+    custom_nodes.mkdir(parents=True, exist_ok=True)
+    target = custom_nodes / folder
+    try:
+        target.symlink_to(REPO_ROOT, target_is_directory=True)
+    except OSError:
+        import shutil
+
+        shutil.copytree(REPO_ROOT, target, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "tests"))
+    return target
+
+
+def quote(name: str) -> str:
+    return urllib.parse.quote(name)

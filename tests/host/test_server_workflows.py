@@ -1,0 +1,121 @@
+"""A real ComfyUI runs every example workflow with the pack installed under an odd folder name."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from host_env import COMFYUI_PATH, SKIP_REASON
+
+if not COMFYUI_PATH:
+    pytest.skip(SKIP_REASON, allow_module_level=True)
+
+pytestmark = [pytest.mark.host, pytest.mark.slow]
+
+from host_assets import CHECKPOINT, EMBEDDER, LONG_RECORDING_WINDOWS  # noqa: E402
+from host_harness import REPO_ROOT, executed_nodes, quote, saved_images  # noqa: E402
+from ui_to_api import set_inputs, ui_to_api  # noqa: E402
+
+NODE_IDS = ["AudioTokenModelLoader", "AudioTokenEncode", "AudioTokenTextEncode", "AudioTokenSaveEmbedding",
+            "AudioTokenBlend"]
+WORKFLOWS = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
+EXPECTED_IMAGES = {"audiotoken_long_recording_windows.json": LONG_RECORDING_WINDOWS}
+
+
+def shrink(prompt: dict) -> dict:
+    """CPU-sized sampling: the graph is unchanged, only the latent size and step count drop."""
+    set_inputs(prompt, "EmptyLatentImage", width=64, height=64)
+    set_inputs(prompt, "KSampler", steps=2)
+    return prompt
+
+
+@pytest.fixture(scope="module")
+def object_info(comfy_server):
+    return comfy_server.get_json("/object_info")
+
+
+def test_pack_imports_cleanly(comfy_server):
+    log = comfy_server.log()
+    assert "IMPORT FAILED" not in log and "Cannot import" not in log, log[-3000:]
+    assert "Error while calling comfy_entrypoint" not in log, log[-3000:]
+
+
+def test_every_node_is_registered_with_tooltips(object_info):
+    for node_id in NODE_IDS:
+        info = object_info[node_id]
+        assert info["category"] == "conditioning/audiotoken"
+        assert info["python_module"].startswith("custom_nodes.")
+        for section in ("required", "optional"):
+            for name, spec in info["input"].get(section, {}).items():
+                assert spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+        assert all(info["output_tooltips"]), f"{node_id} has an output without tooltip"
+
+
+def test_model_folder_merges_yaml_entry(comfy_server):
+    files = comfy_server.get_json("/models/audiotoken")
+    assert EMBEDDER in files
+    assert "notes.txt" not in files, "model extensions were not merged into the yaml-created entry"
+
+
+def test_example_workflows_are_listed_as_templates(comfy_server):
+    templates = comfy_server.get_json("/workflow_templates")
+    listed = {name for names in templates.values() for name in names}
+    assert {p.stem for p in WORKFLOWS} <= listed
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
+def test_example_workflow_runs(comfy_server, object_info, path: Path):
+    workflow = json.loads(path.read_text())
+    prompt = shrink(ui_to_api(workflow, object_info))
+    entry = comfy_server.run(prompt, workflow)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"], indent=1)[-3000:]
+    images = saved_images(entry)
+    assert len(images) == EXPECTED_IMAGES.get(path.name, 1)
+    status, raw = comfy_server.request("GET", f"/view?filename={quote(images[0]['filename'])}"
+                                               f"&subfolder={quote(images[0]['subfolder'])}&type=output")
+    assert status == 200 and raw[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_resubmission_is_served_from_cache(comfy_server, object_info):
+    workflow = json.loads((REPO_ROOT / "example_workflows" / "audiotoken_sound_to_image.json").read_text())
+    prompt = shrink(ui_to_api(workflow, object_info))
+    comfy_server.run(prompt)
+    again = comfy_server.run(prompt)
+    ran, cached = executed_nodes(again)
+    assert again["status"]["status_str"] == "success"
+    audiotoken_nodes = [k for k, v in prompt.items() if v["class_type"].startswith("AudioToken")]
+    assert set(audiotoken_nodes) <= set(cached), (ran, cached)
+
+
+def test_saved_embedding_works_in_core_prompt_node(comfy_server, object_info):
+    """AudioTokenSaveEmbedding writes a file that plain CLIPTextEncode reads as embedding:NAME."""
+    save = {
+        "1": {"class_type": "AudioTokenModelLoader",
+              "inputs": {"embedder_name": EMBEDDER, "audio_encoder_name": "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt",
+                         "precision": "auto"}},
+        "2": {"class_type": "LoadAudio", "inputs": {"audio": "rain.wav"}},
+        "3": {"class_type": "AudioTokenEncode", "inputs": {"audiotoken_model": ["1", 0], "audio": ["2", 0],
+                                                          "mode": "first", "start_seconds": 0.0, "window_seconds": 10.0}},
+        "4": {"class_type": "AudioTokenSaveEmbedding", "inputs": {"audio_tokens": ["3", 0], "name": "rain_sound",
+                                                                 "batch_index": 0, "overwrite": True}},
+    }
+    entry = comfy_server.run(save)
+    assert entry["status"]["status_str"] == "success"
+    assert "embedding:rain_sound" in entry["outputs"]["4"]["text"][0]
+    assert "rain_sound" in comfy_server.get_json("/embeddings")
+
+    use = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a photo of embedding:rain_sound"}},
+        "3": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "4": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["2", 0],
+                                                   "latent_image": ["3", 0], "seed": 1, "steps": 1, "cfg": 1.0,
+                                                   "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
+        "5": {"class_type": "VAEDecode", "inputs": {"samples": ["4", 0], "vae": ["1", 2]}},
+        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "embedding_check"}},
+    }
+    entry = comfy_server.run(use)
+    assert entry["status"]["status_str"] == "success"
+    assert "embedding:rain_sound does not exist" not in comfy_server.log()

@@ -1,0 +1,79 @@
+"""Host-free checks of the node pack: the entry point and the example workflow files."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import importlib.util
+import inspect
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((ROOT / "example_workflows").glob("*.json"))
+OUR_NODES = {"AudioTokenModelLoader", "AudioTokenEncode", "AudioTokenTextEncode", "AudioTokenSaveEmbedding",
+             "AudioTokenBlend"}
+CORE_NODES = {"CheckpointLoaderSimple", "LoadAudio", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "VAEDecode",
+              "SaveImage", "MarkdownNote", "Note"}
+
+
+def test_root_package_imports_without_comfyui():
+    name = "audiotoken_root_import_check"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    before = set(sys.modules)
+    spec.loader.exec_module(module)
+    assert inspect.iscoroutinefunction(module.comfy_entrypoint)
+    # NODE_CLASS_MAPPINGS would make ComfyUI ignore comfy_entrypoint.
+    assert not hasattr(module, "NODE_CLASS_MAPPINGS")
+    assert not {"torch", "comfy", "folder_paths"} & (set(sys.modules) - before)
+
+
+def test_entrypoint_needs_the_host():
+    name = "audiotoken_root_entry_check"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if importlib.util.find_spec("comfy_api") is None:
+        with pytest.raises(ImportError):
+            asyncio.run(module.comfy_entrypoint())
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "nodes").glob("*.py")), ids=lambda p: p.name)
+def test_nodes_use_only_relative_imports_of_the_pack(path):
+    """`nodes` is ComfyUI's own module name, and the pack's folder name is arbitrary."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            assert node.module.split(".")[0] not in {"nodes", "audiotoken_core", "train"}, node.module
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                assert alias.name.split(".")[0] not in {"nodes", "audiotoken_core", "train"}, alias.name
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
+def test_example_workflow_is_consistent_litegraph(path):
+    wf = json.loads(path.read_text())
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    assert wf["version"] == 0.4 and wf["last_node_id"] >= max(nodes)
+    assert {n["type"] for n in nodes.values()} <= OUR_NODES | CORE_NODES
+    assert OUR_NODES & {n["type"] for n in nodes.values()}
+    link_ids = [link[0] for link in wf["links"]]
+    assert len(link_ids) == len(set(link_ids)) and wf["last_link_id"] >= max(link_ids)
+    for link_id, src, src_slot, dst, dst_slot, kind in wf["links"]:
+        out = nodes[src]["outputs"][src_slot]
+        inp = nodes[dst]["inputs"][dst_slot]
+        assert link_id in out["links"] and inp["link"] == link_id and out["type"] == inp["type"] == kind
+    for n in nodes.values():
+        for inp in n.get("inputs", []):
+            assert inp["link"] is None or inp["link"] in link_ids
+        for model in n.get("properties", {}).get("models", []):
+            assert model["url"].startswith("https://") and model["directory"] and model["name"]
+            assert model["name"] in n["widgets_values"]
+        if n["type"] == "LoadAudio":
+            assert len(n["widgets_values"]) == 3 and n["widgets_values"][1:] == [None, None]
+        if n["type"] == "AudioTokenTextEncode":
+            assert "<audio>" in n["widgets_values"][0]
