@@ -7,6 +7,8 @@ import torch
 
 from factories.train_world import get_world
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
@@ -18,15 +20,6 @@ def sd1(world):
     from train.models import load_base_model
 
     return load_base_model(world["sd1"])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny models are dispatch-bound: one thread is faster and steadier on a shared CPU
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_tokenize_marks_placeholder_positions(sd1):
