@@ -141,8 +141,10 @@ class ClipEncoder:
         self.model.to(self.device)
         self.batch_size = batch_size
         self.name = f"clip:{folder.name}"
-        self.key = _fingerprint("clip-image-v1", _folder_fingerprint(folder))
-        self.text_key = _fingerprint("clip-text-v1", _folder_fingerprint(folder))
+        # one pass over the weight files serves both keys (it reads up to 16 MiB of each)
+        contents = _folder_fingerprint(folder)
+        self.key = _fingerprint("clip-image-v1", contents)
+        self.text_key = _fingerprint("clip-text-v1", contents)
 
     @torch.inference_mode()
     def encode_images(self, images: list) -> np.ndarray:
