@@ -129,9 +129,5 @@ class AudioTokenizer:
         # [W, B, n, D] -> [B * W, n, D], sound-major
         return {n: t.transpose(0, 1).reshape(-1, *t.shape[2:]) for n, t in stacked.items()}
 
-    def window_count(self, n_samples_16k: int, offset_s: float = 0.0, duration_s: float | None = None) -> int:
-        duration_s = self.window_seconds if duration_s is None else duration_s
-        return count_windows(n_samples_16k, duration_s, None, offset_s)
-
 
 __all__ = ["AudioTokenizer", "check_compatible", "MODES", "TARGET_RATE"]
