@@ -134,6 +134,7 @@ def synth_sounds(names: list[str], n_train: int, n_held: int, seed: int) -> Soun
 def load_sound_folder(root: str | Path, held_fraction: float, seed: int) -> SoundSet:
     """`root/<class word>/<files>`: a seeded shuffle per class, the last `held_fraction` of files held out."""
     from audiotoken_core.audio import prepare_audio
+    from train.data.decode import decode_audio
 
     root = Path(root)
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -148,7 +149,7 @@ def load_sound_folder(root: str | Path, held_fraction: float, seed: int) -> Soun
         order = torch.randperm(len(files), generator=gen).tolist()
         n_held = min(len(files) - 1, max(1, round(len(files) * held_fraction)))
         for i, idx in enumerate(order):
-            wave, sr = _read_audio(files[idx])
+            wave, sr = decode_audio(files[idx])
             clip = prepare_audio(wave, sr)[0]
             (held if i >= len(files) - n_held else train).append((clip, k))
         names.append(_class_word(folder.name))
@@ -160,36 +161,3 @@ def _class_word(name: str) -> str:
     if not word:
         raise ValueError(f"class folder name {name!r} gives an empty class word")
     return word
-
-
-def _read_audio(path: Path) -> tuple[torch.Tensor, int]:
-    """Integer PCM WAV with the standard library; everything else decoded by PyAV to mono float at 16 kHz."""
-    if path.suffix.lower() == ".wav":
-        import wave as wavmod
-
-        import numpy as np
-
-        try:
-            with wavmod.open(str(path), "rb") as f:
-                width, channels, sr = f.getsampwidth(), f.getnchannels(), f.getframerate()
-                raw = f.readframes(f.getnframes())
-            dtype = {1: np.uint8, 2: np.int16, 4: np.int32}[width]
-            data = np.frombuffer(raw, dtype=dtype).reshape(-1, channels).T.copy()
-            return torch.from_numpy(data), sr
-        except (wavmod.Error, KeyError):
-            pass  # float or 24-bit WAV: let PyAV decode it
-    import av
-    import numpy as np
-
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
-        chunks = []
-        for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
-    if not chunks:
-        raise ValueError(f"{path}: no audio decoded")
-    return torch.from_numpy(np.concatenate(chunks)).float(), RATE
