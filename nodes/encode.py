@@ -7,6 +7,7 @@ import comfy.utils
 from comfy_api.latest import io
 
 from ..audiotoken_core.pipeline import MODES
+from . import host_compat
 from .types import CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType
 
 DEFAULT_WINDOW_S = 10.0
@@ -54,6 +55,7 @@ class AudioTokenEncode(io.ComfyNode):
     @classmethod
     def execute(cls, audiotoken_model, audio, mode="first", start_seconds=0.0,
                 window_seconds=DEFAULT_WINDOW_S) -> io.NodeOutput:
+        host_compat.require("encode")
         waveform, sample_rate = _unpack_audio(audio)
         bar = comfy.utils.ProgressBar(1)
 

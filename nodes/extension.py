@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
+from . import host_compat
 from .blend import AudioTokenBlend
 from .encode import AudioTokenEncode
 from .folders import register_folders
@@ -11,8 +12,10 @@ from .model_loader import AudioTokenModelLoader
 from .save_embedding import AudioTokenSaveEmbedding
 from .text_encode import AudioTokenTextEncode
 
-# Before any define_schema() lists models/audiotoken; on_load() is never called by ComfyUI 0.3.64.
-register_folders()
+# Once, at load: a host that changed what the pack relies on is named in one log line, not mid-prompt.
+if "model folders" not in host_compat.check_host():
+    # Before any define_schema() lists models/audiotoken; on_load() is never called by ComfyUI 0.3.64.
+    register_folders()
 
 NODES = [AudioTokenModelLoader, AudioTokenEncode, AudioTokenTextEncode, AudioTokenSaveEmbedding, AudioTokenBlend]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from . import folders
+from . import folders, host_compat
 from .runtime import PRECISIONS, get_model
 from .types import CATEGORY, AudioTokenModelType
 
@@ -54,6 +54,8 @@ class AudioTokenModelLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, embedder_name, audio_encoder_name, precision="auto") -> io.NodeOutput:
+        host_compat.require("model folders")
+        host_compat.require("model loading")
         embedder_path = folders.resolve(folders.EMBEDDER_FOLDER, embedder_name, "Embedder")
         encoder_path = folders.resolve(folders.ENCODER_FOLDER, audio_encoder_name, "Audio encoder")
         return io.NodeOutput(get_model(embedder_path, encoder_path, precision))

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 
-import comfy.utils
 import folder_paths
 from comfy_api.latest import io, ui
 
+from . import host_compat
+from .embedding_file import write_embedding
 from .folders import EMBEDDINGS_FOLDER
-from .types import CATEGORY, EMBEDDING_KEYS, AudioTokensType
+from .types import CATEGORY, AudioTokensType
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 
@@ -21,19 +21,6 @@ def check_name(name: str) -> str | None:
         return (f"Embedding name '{name}' is not usable: use letters, digits, '_', '-' or '.', no spaces or "
                 "folders (the prompt reads embedding:NAME up to the next space), and no file extension.")
     return None
-
-
-def embedding_tensors(tokens: dict, index: int) -> dict:
-    """`{clip_l: [n, 768], clip_g: [n, 1280], ...}`: the layout the host's `load_embed` looks up by key."""
-    batch = next(iter(tokens.values())).shape[0]
-    if not 0 <= index < batch:
-        raise ValueError(f"batch_index {index} is out of range: audio_tokens holds {batch} token set(s) "
-                         f"(0 to {batch - 1}).")
-    out = {}
-    for name, t in tokens.items():
-        key = EMBEDDING_KEYS.get(name, f"clip_{name}")
-        out[key] = t[index].detach().to("cpu").float().contiguous()
-    return out
 
 
 class AudioTokenSaveEmbedding(io.ComfyNode):
@@ -67,6 +54,7 @@ class AudioTokenSaveEmbedding(io.ComfyNode):
 
     @classmethod
     def execute(cls, audio_tokens, name, batch_index=0, overwrite=True) -> io.NodeOutput:
+        host_compat.require("model folders")
         problem = check_name(name)
         if problem:
             raise ValueError(problem)
@@ -75,12 +63,8 @@ class AudioTokenSaveEmbedding(io.ComfyNode):
         path = os.path.join(folder, f"{name}.safetensors")
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(f"{path} already exists; pick another name or turn overwrite on.")
-        tensors = embedding_tensors(audio_tokens.tokens, int(batch_index))
-        meta = {"format": "audiotoken-embedding", "info": json.dumps(audio_tokens.info, default=str),
-                "batch_index": str(int(batch_index))}
-        tmp = path + ".tmp"
-        comfy.utils.save_torch_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)  # a prompt tokenizing at the same moment never sees half a file
+        # Atomic: a prompt tokenizing at the same moment never sees half a file.
+        tensors = write_embedding(path, audio_tokens.tokens, int(batch_index), audio_tokens.info)
         word = f"embedding:{name}"
         shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in sorted(tensors.items()))
         return io.NodeOutput(word, ui=ui.PreviewText(f"Saved {path} ({shapes}). Use it in a prompt as {word}"))

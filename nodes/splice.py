@@ -1,19 +1,24 @@
 """Put audio token vectors where `<audio>` stands in a prompt, through ComfyUI's own embedding path.
 
-Matching the placeholder's BPE ids is brittle (`>` merges differently before `,` or `:`), so the text is
-rewritten to ` embedding:__audiotoken__ ` and a private copy of each sub-tokenizer answers that name with
-our vectors. Chunking, weights `(<audio>:1.3)`, long prompts and encoding are then exactly what the host
-does for a textual-inversion file used as `embedding:NAME`. The shared CLIP object is never modified.
+Matching the placeholder's BPE ids is brittle (`>` merges differently before `,` or `:`), so each sound's
+tokens are written as a textual-inversion file in a private temporary folder, the text is rewritten to
+` embedding:NAME `, and a copy of each sub-tokenizer looks in that folder first. Chunking, weights
+`(<audio>:1.3)`, long prompts and encoding are then exactly what the host does for a textual-inversion
+file, through the file format and prompt syntax users rely on, not a private method whose return shape
+changes between releases (it did in 0.28.0). The shared CLIP object is never modified.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+import tempfile
+from pathlib import Path
 
 import torch
-from comfy.sd1_clip import SDTokenizer
 
+from . import host_compat
+from .embedding_file import write_embedding
 from .types import PLACEHOLDER
 
 SENTINEL = "__audiotoken__"
@@ -29,7 +34,7 @@ def missing_placeholder_message(text: str) -> str | None:
             f"Write {PLACEHOLDER} where the sound belongs, e.g. 'a photo of {PLACEHOLDER}, oil painting'.")
 
 
-def rewrite_prompt(text: str) -> str:
+def rewrite_prompt(text: str, name: str = SENTINEL) -> str:
     """Replace every placeholder with an embedding reference the host tokenizer understands.
 
     The leading space is required by the host's split regex (' embedding:'), the trailing one ends the name.
@@ -37,11 +42,17 @@ def rewrite_prompt(text: str) -> str:
     problem = missing_placeholder_message(text)
     if problem:
         raise ValueError(problem)
-    return _PLACEHOLDER_RE.sub(f" embedding:{SENTINEL} ", text)
+    return _PLACEHOLDER_RE.sub(f" embedding:{name} ", text)
+
+
+def placeholder_count(text: str) -> int:
+    return len(_PLACEHOLDER_RE.findall(text or ""))
 
 
 def clip_heads(clip) -> dict[str, tuple[str, int]]:
     """`{attribute: (clip name, width)}` for every sub-tokenizer that accepts embeddings (clip_l, clip_g, ...)."""
+    from comfy.sd1_clip import SDTokenizer  # here, not at import: a host without it is reported by host_compat
+
     heads = {}
     for attr, sub in vars(clip.tokenizer).items():
         if isinstance(sub, SDTokenizer):
@@ -75,31 +86,19 @@ def check_heads(clip, tokens: dict[str, torch.Tensor]) -> dict[str, tuple[str, i
     return heads
 
 
-def private_clip(clip, vectors: dict[str, torch.Tensor], heads: dict[str, tuple[str, int]]):
-    """A clone of `clip` whose tokenizer resolves `embedding:__audiotoken__` to `vectors[name]` ([n, D])."""
+def private_clip(clip, folder: str, heads: dict[str, tuple[str, int]]):
+    """A clone of `clip` whose CLIP-style sub-tokenizers look for embeddings in `folder` before the user's."""
     c = clip.clone()
     tok = copy.copy(c.tokenizer)
-    for attr, (name, _) in heads.items():
+    for attr in heads:
         sub = copy.copy(getattr(tok, attr))
-        sub._try_get_embedding = _hooked_lookup(sub._try_get_embedding, vectors[name])
-        if sub.embedding_directory is None:
-            # The host skips `embedding:` parsing entirely when there is no embeddings directory.
-            sub.embedding_directory = []
+        theirs = sub.embedding_directory
+        theirs = [theirs] if isinstance(theirs, str) else list(theirs or [])
+        # A new list: the shared tokenizer's list is never touched. With None the host skips `embedding:`.
+        sub.embedding_directory = [folder, *theirs]
         setattr(tok, attr, sub)
     c.tokenizer = tok
     return c
-
-
-def _hooked_lookup(original, vector: torch.Tensor):
-    vector = vector.detach().to("cpu", torch.float32)
-
-    def lookup(name_and_rest: str):
-        words = name_and_rest.split()
-        if words and words[0] == SENTINEL:
-            return vector.clone(), " ".join(words[1:])
-        return original(name_and_rest)
-
-    return lookup
 
 
 def encode_with_tokens(clip, text: str, tokens: dict[str, torch.Tensor]) -> list:
@@ -108,14 +107,38 @@ def encode_with_tokens(clip, text: str, tokens: dict[str, torch.Tensor]) -> list
     `tokens[name]` is `[B, n, D]`; the result holds B conditionings stacked on the batch axis (cond and
     pooled alike), so a latent batch of B gives one image per sound.
     """
-    rewritten = rewrite_prompt(text)
+    host_compat.require("text encode")
+    rewrite_prompt(text)  # a missing placeholder fails before any file is written
     heads = check_heads(clip, tokens)
     batch = next(iter(tokens.values())).shape[0]
     per_sound = []
-    for b in range(batch):
-        c = private_clip(clip, {k: v[b] for k, v in tokens.items()}, heads)
-        per_sound.append(c.encode_from_tokens_scheduled(c.tokenize(rewritten)))
+    with tempfile.TemporaryDirectory(prefix="audiotoken_embeddings_") as folder:
+        c = private_clip(clip, folder, heads)
+        for b in range(batch):
+            name = f"{SENTINEL}{b}"
+            write_embedding(Path(folder) / f"{name}.safetensors", tokens, b)
+            tokenized = c.tokenize(rewrite_prompt(text, name))
+            ours = {n: tokens[n][b].detach().to("cpu", torch.float32) for n, _ in heads.values()}
+            check_placed(tokenized, ours, placeholder_count(text))
+            per_sound.append(c.encode_from_tokens_scheduled(tokenized))
     return stack_conditionings(per_sound)
+
+
+def check_placed(tokenized: dict, vectors: dict[str, torch.Tensor], placeholders: int) -> None:
+    """Each head's prompt must hold every row of `vectors[name]` once per placeholder.
+
+    A host that parses prompts or finds embeddings differently fails here with a message that says so,
+    instead of silently drawing without the sound.
+    """
+    for name, rows in vectors.items():
+        chunks = tokenized.get(name, [])
+        placed = sum(1 for chunk in chunks for entry in chunk
+                     if isinstance(entry[0], torch.Tensor) and any(torch.equal(entry[0], r) for r in rows))
+        expected = placeholders * rows.shape[0]
+        if placed != expected:
+            raise RuntimeError(host_compat.changed_host_message(
+                f"its tokenizer placed {placed} of {expected} audio vectors in the {name} prompt (the "
+                "embedding:NAME prompt syntax or the textual-inversion file lookup changed)"))
 
 
 def stack_conditionings(items: list[list]) -> list:

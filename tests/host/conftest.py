@@ -5,6 +5,7 @@ Each test module skips itself at import time when COMFYUI_PATH is unset, so the 
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -16,6 +17,34 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from host_env import COMFYUI_PATH, SKIP_REASON, comfy_in_process  # noqa: E402
+
+# Set by scripts/test.sh for each host of the matrix: there a skipped host test is a failure, so a run can
+# never pass on tests that did not run.
+STRICT = bool(os.environ.get("AUDIOTOKEN_STRICT_HOST"))
+
+
+def pytest_configure(config):
+    if STRICT and not COMFYUI_PATH:
+        raise pytest.UsageError("AUDIOTOKEN_STRICT_HOST is set but COMFYUI_PATH is not: no host to test")
+
+
+def _fail_skip(report, when: str) -> None:
+    if STRICT and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"host test skipped during {when}, which the host matrix does not allow: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_skip(outcome.get_result(), "the test")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_skip(outcome.get_result(), "collection")
 
 
 @pytest.fixture(scope="session")

@@ -32,14 +32,13 @@ def random_tokens(widths: dict[str, int], batch: int, n_tokens: int, seed: int) 
 
 
 def write_ti_files(tokens, folder, stem: str) -> list[str]:
-    """One textual-inversion file per sound, written by the pack's own save function."""
-    import comfy.utils
+    """One textual-inversion file per sound, in the plain `{clip_l: [n, 768], ...}` layout users download."""
+    from safetensors.torch import save_file
 
-    save = pack_module("save_embedding")
     names = []
     for b in range(next(iter(tokens.values())).shape[0]):
         name = f"{stem}_{b}"
-        comfy.utils.save_torch_file(save.embedding_tensors(tokens, b), str(folder / f"{name}.safetensors"))
+        save_file({f"clip_{k}": v[b].contiguous() for k, v in tokens.items()}, str(folder / f"{name}.safetensors"))
         names.append(name)
     return names
 
@@ -129,10 +128,11 @@ def test_placeholder_changes_the_conditioning(sd1_clip):
 def test_shared_clip_is_not_modified(sd1_clip):
     splice = pack_module("splice")
     tokenizer, sub = sd1_clip.tokenizer, sd1_clip.tokenizer.clip_l
+    directories = list(sub.embedding_directory)
     before = sd1_clip.encode_from_tokens_scheduled(sd1_clip.tokenize("a photo of a dog"))
     splice.encode_with_tokens(sd1_clip, "a photo of <audio>", random_tokens({"l": 768}, 1, 1, seed=3))
     assert sd1_clip.tokenizer is tokenizer and sd1_clip.tokenizer.clip_l is sub
-    assert "_try_get_embedding" not in vars(sub)
+    assert sub.embedding_directory == directories and "_try_get_embedding" not in vars(sub)
     after = sd1_clip.encode_from_tokens_scheduled(sd1_clip.tokenize("a photo of a dog"))
     torch.testing.assert_close(before[0][0], after[0][0], rtol=0, atol=0)
 
