@@ -1,11 +1,15 @@
-"""Put audio token vectors where `<audio>` stands in a prompt, through ComfyUI's own embedding path.
+"""Put a sound where `<audio>` stands in a prompt, for every text encoder of the host's CLIP.
 
-Matching the placeholder's BPE ids is brittle (`>` merges differently before `,` or `:`), so each sound's
-tokens are written as a textual-inversion file in a private temporary folder, the text is rewritten to
-` embedding:NAME `, and a copy of each sub-tokenizer looks in that folder first. Chunking, weights
-`(<audio>:1.3)`, long prompts and encoding are then exactly what the host does for a textual-inversion
-file, through the file format and prompt syntax users rely on, not a private method whose return shape
-changes between releases (it did in 0.28.0). The shared CLIP object is never modified.
+Each CLIP-style sub-tokenizer (`SDTokenizer` family: clip_l/g/h, t5xxl, umt5, the LLM encoders, ...) takes
+one of two routes:
+- **token**: the embedder has a head of its name and width. The sound's vectors are written as a
+  textual-inversion file in a private temporary folder, the placeholder becomes ` embedding:NAME `, and a copy
+  of the sub-tokenizer looks in that folder first. Chunking, weights `(<audio>:1.3)`, long prompts and encoding
+  are then exactly the host's own textual-inversion path, through the file format and prompt syntax users rely
+  on, not a private method whose return shape changes between releases (it did in 0.28.0).
+- **words**: no head fits, so the placeholder becomes words (what BEATs heard, or the user's fallback text).
+Matching the placeholder's BPE ids instead would be brittle (`>` merges differently before `,` or `:`).
+The shared CLIP object is never modified: the routes live on copies of its sub-tokenizers.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import copy
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,8 +28,18 @@ from .types import PLACEHOLDER
 
 SENTINEL = "__audiotoken__"
 _PLACEHOLDER_RE = re.compile(re.escape(PLACEHOLDER), re.IGNORECASE)
-# Family names only make errors readable; the check itself compares head names and widths.
-_FAMILIES = {("l",): "SD1.x", ("h",): "SD2.x", ("g", "l"): "SDXL", ("g",): "SDXL refiner / Stable Cascade"}
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """One sub-tokenizer of a CLIP: its attribute, the name tokens are keyed by (`l`, `g`, `t5xxl`), its width."""
+
+    attr: str
+    name: str
+    width: int
+
+    def label(self) -> str:
+        return f"{self.name} ({self.width})"
 
 
 def missing_placeholder_message(text: str) -> str | None:
@@ -34,111 +49,135 @@ def missing_placeholder_message(text: str) -> str | None:
             f"Write {PLACEHOLDER} where the sound belongs, e.g. 'a photo of {PLACEHOLDER}, oil painting'.")
 
 
-def rewrite_prompt(text: str, name: str = SENTINEL) -> str:
-    """Replace every placeholder with an embedding reference the host tokenizer understands.
-
-    The leading space is required by the host's split regex (' embedding:'), the trailing one ends the name.
-    """
-    problem = missing_placeholder_message(text)
-    if problem:
-        raise ValueError(problem)
-    return _PLACEHOLDER_RE.sub(f" embedding:{name} ", text)
-
-
 def placeholder_count(text: str) -> int:
     return len(_PLACEHOLDER_RE.findall(text or ""))
 
 
-def clip_heads(clip) -> dict[str, tuple[str, int]]:
-    """`{attribute: (clip name, width)}` for every sub-tokenizer that accepts embeddings (clip_l, clip_g, ...)."""
+def clip_encoders(clip) -> list[Encoder]:
+    """Every sub-tokenizer of `clip` that parses `embedding:` names (the `SDTokenizer` family)."""
     from comfy.sd1_clip import SDTokenizer  # here, not at import: a host without it is reported by host_compat
 
-    heads = {}
+    found = []
     for attr, sub in vars(clip.tokenizer).items():
         if isinstance(sub, SDTokenizer):
             key = sub.embedding_key
-            heads[attr] = (key[len("clip_"):] if key.startswith("clip_") else key, int(sub.embedding_size))
-    if not heads:
+            found.append(Encoder(attr, key[len("clip_"):] if key.startswith("clip_") else key,
+                                 int(sub.embedding_size)))
+    if not found:
         raise ValueError(
-            f"This CLIP ({type(clip.tokenizer).__name__}) has no CLIP-style tokenizer that accepts embeddings, "
-            "so audio tokens cannot be placed in its prompt. Use an SD1.x, SD2.x or SDXL checkpoint.")
-    return heads
+            f"This CLIP ({type(clip.tokenizer).__name__}) has no tokenizer of the CLIP/T5 family, so the sound "
+            "cannot be placed in its prompt. Use the words from AudioToken Describe in the model's own prompt node.")
+    return found
 
 
-def _describe(pairs) -> str:
-    pairs = sorted(pairs)
-    names = tuple(n for n, _ in pairs)
-    family = _FAMILIES.get(names)
-    text = " + ".join(f"{n} ({w})" for n, w in pairs)
-    return f"{family}: {text}" if family else text
+def token_route(encoders: list[Encoder], tokens: dict[str, torch.Tensor]) -> set[str]:
+    """Attributes of the encoders the embedder has a head for (same name, same width)."""
+    return {e.attr for e in encoders if e.name in tokens and int(tokens[e.name].shape[-1]) == e.width}
 
 
-def check_heads(clip, tokens: dict[str, torch.Tensor]) -> dict[str, tuple[str, int]]:
-    """Every CLIP head must find a token head of its width; otherwise name both sides in the error."""
-    heads = clip_heads(clip)
-    have = {k: int(v.shape[-1]) for k, v in tokens.items()}
-    wrong = [(n, w) for n, w in heads.values() if have.get(n) != w]
-    if wrong:
-        raise ValueError(
-            f"The audio tokens do not fit this CLIP. The CLIP needs {_describe(heads.values())}; "
-            f"the embedder produced {_describe(have.items())}. Load an embedder trained for this checkpoint "
-            f"family (missing or wrong: {', '.join(f'{n} {w}' for n, w in wrong)}).")
-    return heads
+def describe_routes(encoders: list[Encoder], tokens: dict[str, torch.Tensor], words_source: str) -> str:
+    """What the node preview says: which path each encoder took."""
+    routed = token_route(encoders, tokens)
+    lines = [f"{e.label()}: {'audio token' if e.attr in routed else words_source}" for e in encoders]
+    if not routed:
+        heads = ", ".join(f"{k} ({int(v.shape[-1])})" for k, v in sorted(tokens.items()))
+        lines.append(f"No encoder of this CLIP fits the embedder's token ({heads}): words only.")
+    return "\n".join(lines)
 
 
-def private_clip(clip, folder: str, heads: dict[str, tuple[str, int]]):
-    """A clone of `clip` whose CLIP-style sub-tokenizers look for embeddings in `folder` before the user's."""
-    c = clip.clone()
-    tok = copy.copy(c.tokenizer)
-    for attr in heads:
-        sub = copy.copy(getattr(tok, attr))
-        theirs = sub.embedding_directory
-        theirs = [theirs] if isinstance(theirs, str) else list(theirs or [])
-        # A new list: the shared tokenizer's list is never touched. With None the host skips `embedding:`.
-        sub.embedding_directory = [folder, *theirs]
-        setattr(tok, attr, sub)
-    c.tokenizer = tok
-    return c
+class _Routes:
+    """A private copy of a CLIP whose sub-tokenizers each rewrite the placeholder their own way."""
+
+    def __init__(self, clip, encoders: list[Encoder], routed: set[str], folder: str):
+        self.clip = clip.clone()
+        self.folder = folder
+        self.placed: dict[str, int] = {}
+        self.replacement: dict[str, str] = {}
+        tok = copy.copy(self.clip.tokenizer)
+        for enc in encoders:
+            setattr(tok, enc.attr, self._routed_copy(getattr(tok, enc.attr), enc, enc.attr in routed))
+        self.clip.tokenizer = tok
+
+    def _routed_copy(self, sub, enc: Encoder, as_token: bool):
+        sub = copy.copy(sub)
+        if as_token:
+            theirs = sub.embedding_directory
+            theirs = [theirs] if isinstance(theirs, str) else list(theirs or [])
+            # A new list: the shared tokenizer's list is never touched. With None the host skips `embedding:`.
+            sub.embedding_directory = [self.folder, *theirs]
+        tokenize = sub.tokenize_with_weights  # bound to the copy
+
+        def tokenize_with_weights(text, *args, **kwargs):
+            out = tokenize(_PLACEHOLDER_RE.sub(lambda _: self.replacement[enc.attr], text), *args, **kwargs)
+            if as_token:
+                self.placed[enc.attr] = self.placed.get(enc.attr, 0) + _count_vectors(out, self.vectors[enc.name])
+            return out
+
+        sub.tokenize_with_weights = tokenize_with_weights
+        return sub
+
+    def tokenize(self, text: str, vectors: dict[str, torch.Tensor], name: str, words: str, routed: set[str],
+                 encoders: list[Encoder]) -> dict:
+        self.vectors = vectors
+        self.placed = {}
+        # The leading space is required by the host's split regex, the trailing one ends the name.
+        self.replacement = {e.attr: f" embedding:{name} " if e.attr in routed else words for e in encoders}
+        tokenized = self.clip.tokenize(text)
+        expected = placeholder_count(text)
+        for enc in encoders:
+            if enc.attr in routed:
+                _check_placed(enc, self.placed.get(enc.attr, 0), expected * vectors[enc.name].shape[0])
+        return tokenized
 
 
-def encode_with_tokens(clip, text: str, tokens: dict[str, torch.Tensor]) -> list:
-    """CONDITIONING for `text` with every placeholder replaced by the sound's tokens.
+def _count_vectors(tokenized, rows: torch.Tensor) -> int:
+    """How many entries of one sub-tokenizer's output are rows of `rows` (its chunks of (token, weight, ...))."""
+    return sum(1 for chunk in tokenized for entry in chunk
+               if isinstance(entry[0], torch.Tensor) and any(torch.equal(entry[0], r) for r in rows))
 
-    `tokens[name]` is `[B, n, D]`; the result holds B conditionings stacked on the batch axis (cond and
-    pooled alike), so a latent batch of B gives one image per sound.
+
+def _check_placed(enc: Encoder, placed: int, expected: int) -> None:
+    """A host that parses prompts or finds embeddings differently fails here, instead of drawing without the sound."""
+    if placed != expected:
+        raise RuntimeError(host_compat.changed_host_message(
+            f"its tokenizer placed {placed} of {expected} audio vectors in the {enc.name} prompt (the "
+            "embedding:NAME prompt syntax or the textual-inversion file lookup changed)"))
+
+
+def tokenize_with_sound(clip, text: str, tokens: dict[str, torch.Tensor], words: list[str] | None = None) -> list:
+    """The host's token lists for `text`, one per sound, each encoder on its route (see the module doc).
+
+    `tokens[name]` is `[B, n, D]`; `words[b]` (default: empty) stands in for sound b wherever no embedder head
+    fits.
     """
     host_compat.require("text encode")
-    rewrite_prompt(text)  # a missing placeholder fails before any file is written
-    heads = check_heads(clip, tokens)
+    problem = missing_placeholder_message(text)
+    if problem:
+        raise ValueError(problem)
+    encoders = clip_encoders(clip)
+    routed = token_route(encoders, tokens)
     batch = next(iter(tokens.values())).shape[0]
+    words = list(words) if words is not None else [""] * batch
+    if len(words) != batch:
+        raise ValueError(f"{len(words)} word prompts for {batch} sounds")
     per_sound = []
     with tempfile.TemporaryDirectory(prefix="audiotoken_embeddings_") as folder:
-        c = private_clip(clip, folder, heads)
+        routes = _Routes(clip, encoders, routed, folder)
         for b in range(batch):
             name = f"{SENTINEL}{b}"
-            write_embedding(Path(folder) / f"{name}.safetensors", tokens, b)
-            tokenized = c.tokenize(rewrite_prompt(text, name))
-            ours = {n: tokens[n][b].detach().to("cpu", torch.float32) for n, _ in heads.values()}
-            check_placed(tokenized, ours, placeholder_count(text))
-            per_sound.append(c.encode_from_tokens_scheduled(tokenized))
-    return stack_conditionings(per_sound)
+            vectors = {e.name: tokens[e.name][b].detach().to("cpu", torch.float32) for e in encoders
+                       if e.attr in routed}
+            if vectors:
+                write_embedding(Path(folder) / f"{name}.safetensors", {k: v[None] for k, v in vectors.items()}, 0)
+            per_sound.append(routes.tokenize(text, vectors, name, words[b], routed, encoders))
+    return per_sound
 
 
-def check_placed(tokenized: dict, vectors: dict[str, torch.Tensor], placeholders: int) -> None:
-    """Each head's prompt must hold every row of `vectors[name]` once per placeholder.
-
-    A host that parses prompts or finds embeddings differently fails here with a message that says so,
-    instead of silently drawing without the sound.
-    """
-    for name, rows in vectors.items():
-        chunks = tokenized.get(name, [])
-        placed = sum(1 for chunk in chunks for entry in chunk
-                     if isinstance(entry[0], torch.Tensor) and any(torch.equal(entry[0], r) for r in rows))
-        expected = placeholders * rows.shape[0]
-        if placed != expected:
-            raise RuntimeError(host_compat.changed_host_message(
-                f"its tokenizer placed {placed} of {expected} audio vectors in the {name} prompt (the "
-                "embedding:NAME prompt syntax or the textual-inversion file lookup changed)"))
+def encode_with_tokens(clip, text: str, tokens: dict[str, torch.Tensor], words: list[str] | None = None) -> list:
+    """CONDITIONING for `text` with the sound in every placeholder: B conditionings stacked on the batch axis
+    (cond and pooled alike), so a latent batch of B gives one image per sound."""
+    return stack_conditionings([clip.encode_from_tokens_scheduled(t)
+                                for t in tokenize_with_sound(clip, text, tokens, words)])
 
 
 def stack_conditionings(items: list[list]) -> list:
@@ -148,6 +187,11 @@ def stack_conditionings(items: list[list]) -> list:
     out = []
     for entries in zip(*items):
         conds = [e[0] for e in entries]
+        if len({tuple(c.shape[1:]) for c in conds}) > 1:
+            raise ValueError(
+                "The sounds of this batch give prompts of different lengths for this text encoder "
+                f"({sorted({c.shape[1] for c in conds})} positions), which cannot share one batch. Encode the "
+                "sounds one at a time, or give all of them the same fallback text.")
         extras = dict(entries[0][1])
         for key, value in entries[0][1].items():
             values = [e[1].get(key) for e in entries]

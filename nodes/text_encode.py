@@ -1,11 +1,14 @@
-"""AudioTokenTextEncode: a prompt with `<audio>` placeholders + audio tokens -> CONDITIONING."""
+"""AudioTokenTextEncode: a prompt with `<audio>` placeholders + audio tokens -> CONDITIONING, for any CLIP."""
 
 from __future__ import annotations
 
-from comfy_api.latest import io
+from comfy_api.latest import io, ui
 
-from .splice import encode_with_tokens, missing_placeholder_message
+from .splice import clip_encoders, describe_routes, encode_with_tokens, missing_placeholder_message
 from .types import CATEGORY, PLACEHOLDER, AudioTokensType
+
+HEARD, FALLBACK = "what BEATs heard", "fallback text"
+WORD_SOURCES = (HEARD, FALLBACK)
 
 
 class AudioTokenTextEncode(io.ComfyNode):
@@ -15,31 +18,72 @@ class AudioTokenTextEncode(io.ComfyNode):
             node_id="AudioTokenTextEncode",
             display_name="AudioToken Text Encode",
             category=CATEGORY,
-            description=(f"Encodes a prompt in which {PLACEHOLDER} stands for the sound. Works like CLIP Text "
-                         "Encode: weights such as (<audio>:1.3), several placeholders and long prompts are fine. "
-                         "A batch of sounds gives a batch of conditionings, one image per sound."),
+            description=(f"Encodes a prompt in which {PLACEHOLDER} stands for the sound, for any checkpoint. In each "
+                         "text encoder the embedder fits (SD1.x clip_l, also SDXL's and Flux's clip_l) the sound "
+                         "becomes the audio token; in the others (SDXL clip_g, T5, LLM encoders) it becomes words. "
+                         "Weights such as (<audio>:1.3), several placeholders and long prompts are fine. A batch of "
+                         "sounds gives a batch of conditionings; a schedule gives one per frame."),
             inputs=[
-                io.Clip.Input("clip", tooltip="The CLIP of the checkpoint (SD1.x, SD2.x or SDXL) the embedder "
-                                              "was trained for."),
-                AudioTokensType.Input("audio_tokens", tooltip="Tokens from AudioToken Encode (or Blend)."),
+                io.Clip.Input("clip", tooltip="The CLIP of the checkpoint, or of a CLIP loader (any model family)."),
+                AudioTokensType.Input("audio_tokens", tooltip="Tokens from AudioToken Encode, Schedule or Blend."),
                 io.String.Input("text", multiline=True, dynamic_prompts=True, default=f"a photo of {PLACEHOLDER}",
                                 tooltip=f"The prompt. Write {PLACEHOLDER} where the sound belongs; it may appear "
                                         f"more than once and inside weights like ({PLACEHOLDER}:1.3)."),
+                io.Combo.Input("words", options=list(WORD_SOURCES), default=HEARD, optional=True,
+                               tooltip="What replaces the placeholder in text encoders the embedder has no token "
+                                       "for: the AudioSet labels BEATs heard (needs a BEATs checkpoint with its "
+                                       "AudioSet head, as the official one), or the fallback text below."),
+                io.String.Input("fallback_text", default="", optional=True,
+                                tooltip="Words for the placeholder where no token fits, when 'words' is fallback "
+                                        "text or BEATs has no AudioSet head. Link AudioToken Describe here to "
+                                        "choose the labels yourself."),
             ],
-            outputs=[io.Conditioning.Output(tooltip="Conditioning for KSampler; batch size = number of sounds "
-                                                    "(or windows) in audio_tokens.")],
+            outputs=[io.Conditioning.Output(tooltip="Conditioning for KSampler; batch size = number of sounds, "
+                                                    "windows or frames in audio_tokens.")],
         )
 
     @classmethod
-    def validate_inputs(cls, text=None):
+    def validate_inputs(cls, text=None, words=None):
         # A linked text arrives as None here; execute() checks it again.
         if isinstance(text, str):
-            return missing_placeholder_message(text) or True
+            problem = missing_placeholder_message(text)
+            if problem:
+                return problem
+        if words is not None and words not in WORD_SOURCES:
+            return f"words must be one of {', '.join(WORD_SOURCES)}, got '{words}'"
         return True
 
     @classmethod
-    def execute(cls, clip, audio_tokens, text) -> io.NodeOutput:
+    def execute(cls, clip, audio_tokens, text, words=HEARD, fallback_text="") -> io.NodeOutput:
         if clip is None:
             raise ValueError("No CLIP: the checkpoint has no text encoder. Connect the CLIP output of a "
                              "checkpoint loader or a CLIP loader.")
-        return io.NodeOutput(encode_with_tokens(clip, text, audio_tokens.tokens))
+        keyframes = getattr(audio_tokens, "keyframes", None)
+        rows = keyframes.tokens if keyframes is not None else audio_tokens.tokens
+        prompts, source = word_prompts(audio_tokens, next(iter(rows.values())).shape[0], words, fallback_text or "",
+                                       keyframes is not None)
+        conditioning = encode_with_tokens(clip, text, rows, prompts)
+        if keyframes is not None:
+            # One text-encoder run per keyframe, then the outputs are interpolated per frame, as prompt travel does.
+            conditioning = [[keyframes.schedule.interpolate(c), _interpolate_extras(keyframes.schedule, x, c)]
+                            for c, x in conditioning]
+        report = describe_routes(clip_encoders(clip), rows, source)
+        return io.NodeOutput(conditioning, ui=ui.PreviewText(report))
+
+
+def word_prompts(audio_tokens, rows: int, words: str, fallback: str, keyframes: bool) -> tuple[list[str], str]:
+    """The words for each token row, and how the preview names their source."""
+    heard = audio_tokens.info.get("key_words" if keyframes else "words")
+    if words == HEARD and heard and len(heard) == rows:
+        shown = heard[0] if rows == 1 else f"{heard[0]} … ({rows} sets)"
+        return list(heard), f"words '{shown}' (what BEATs heard)"
+    why = "" if words == FALLBACK else " (BEATs gave no labels: its checkpoint has no AudioSet head)"
+    return [fallback] * rows, f"fallback text '{fallback}'{why}"
+
+
+def _interpolate_extras(schedule, extras: dict, keyed_cond) -> dict:
+    out = dict(extras)
+    for key, value in extras.items():
+        if hasattr(value, "shape") and value.ndim > 0 and value.shape[0] == keyed_cond.shape[0]:
+            out[key] = schedule.interpolate(value)
+    return out

@@ -137,14 +137,6 @@ def test_shared_clip_is_not_modified(sd1_clip):
     torch.testing.assert_close(before[0][0], after[0][0], rtol=0, atol=0)
 
 
-def test_sd1_embedder_with_sdxl_clip_names_both(sdxl_clip):
-    splice = pack_module("splice")
-    with pytest.raises(ValueError) as err:
-        splice.encode_with_tokens(sdxl_clip, "a photo of <audio>", random_tokens({"l": 768}, 1, 1, seed=4))
-    msg = str(err.value)
-    assert "SDXL: g (1280) + l (768)" in msg and "SD1.x: l (768)" in msg, msg
-
-
 def test_prompt_without_placeholder_says_how_to_fix(sd1_clip):
     splice = pack_module("splice")
     with pytest.raises(ValueError, match="Write <audio> where the sound belongs"):
