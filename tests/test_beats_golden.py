@@ -10,6 +10,9 @@ from audiotoken_core.beats import compute_fbank, load_beats
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden"
 MAX_REL_ERR = 1e-4
+# float32 FFT and log kernels differ between CPU instruction sets: the fixture's machine matched the reference
+# exactly, a later Xeon gives 4.8e-6 and 8.7e-6 for the two clips, same torch 2.9.1.
+FBANK_MAX_REL_ERR = 1e-5
 
 
 def _rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
@@ -39,7 +42,7 @@ def test_fbank_matches_reference(golden, batch):
     for i in range(len(lengths)):
         ref = golden[f"fbank_{i}"]
         assert frames[i] == ref.shape[0]
-        assert _rel_err(feats[i, : frames[i]], ref) < 1e-6
+        assert _rel_err(feats[i, : frames[i]], ref) < FBANK_MAX_REL_ERR
 
 
 def test_every_layer_matches_reference_in_a_padded_batch(golden, batch):
