@@ -91,7 +91,7 @@ def check_generator(cfg: EvalConfig) -> None:
             "generating images needs --" + ", --".join(m.replace("_", "-") for m in missing)
             + " (or evaluate only the ground-truth row with --rows ground_truth)"
         )
-    from train.generate import missing_files
+    from ..generate import missing_files
 
     problems = missing_files(cfg.base_model, cfg.embedder, cfg.beats, cfg.base_config)
     if cfg.lora and not Path(cfg.lora).is_file():
@@ -104,7 +104,7 @@ def load_row_generator(cfg: EvalConfig, device) -> gen.RowGenerator:
     """The trainer's generator wrapped for the evaluation's rows."""
     import torch
 
-    from train.generate import AudioImageGenerator
+    from ..generate import AudioImageGenerator
 
     dtype = getattr(torch, cfg.dtype)
     if torch.device(device).type == "cpu" and dtype == torch.float16:
@@ -125,7 +125,7 @@ def load_row_generator(cfg: EvalConfig, device) -> gen.RowGenerator:
 
 
 def select_clips(cfg: EvalConfig):
-    from train.data import open_dataset
+    from ..data import open_dataset
 
     dataset = open_dataset(cfg.data, cfg.split)
     clips = sorted((c for c in dataset.clips if c.frame_source is not None), key=lambda c: c.id)
