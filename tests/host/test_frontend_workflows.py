@@ -1,0 +1,181 @@
+"""The real ComfyUI frontend, in headless Chromium, opens every example workflow and queues it.
+
+test_server_workflows posts prompts made by ui_to_api; here the frontend itself turns the graph into the API
+prompt, as it does for a user, so a widget-order or node-registration problem that only the frontend sees
+shows up. One browser tab per module, shared by all workflows, like a user opening one file after another.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from host_env import COMFYUI_PATH, SKIP_REASON
+
+if not COMFYUI_PATH:
+    pytest.skip(SKIP_REASON, allow_module_level=True)
+
+pytestmark = [pytest.mark.host, pytest.mark.slow]
+
+from frontend import CHROMIUM_CANDIDATES, Chromium, Page, find_chromium  # noqa: E402
+from host_assets import LONG_RECORDING_WINDOWS  # noqa: E402
+from host_harness import REPO_ROOT, saved_images  # noqa: E402
+from ui_to_api import set_inputs, ui_to_api  # noqa: E402
+
+WORKFLOWS = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
+EXPECTED_IMAGES = {"audiotoken_long_recording_windows.json": LONG_RECORDING_WINDOWS}
+SHRINK = {"EmptyLatentImage": {"width": 64, "height": 64}, "KSampler": {"steps": 2}}
+
+# 1.27 puts dialogs in PrimeVue's .p-dialog, 1.49 in reka-ui elements with role=dialog.
+VISIBLE_DIALOGS_JS = """Array.from(document.querySelectorAll('[role=dialog], [role=alertdialog], .p-dialog'))
+    .filter(d => d.getClientRects().length).map(d => d.innerText.trim().slice(0, 300))"""
+
+# afterConfigureGraph gets the frontend's own list of unknown node types on both releases (1.27: names,
+# 1.49: {type, nodeId, ...}); 1.49 shows them in a side panel, not a dialog, so the DOM alone would miss them.
+MISSING_NODES_PROBE_JS = """(() => {
+    window.__audiotokenMissingNodes = null;
+    window.app.registerExtension({
+        name: 'audiotoken.tests.missingNodesProbe',
+        afterConfigureGraph(missing) {
+            window.__audiotokenMissingNodes = (missing ?? []).map(m => typeof m === 'string' ? m : m.type);
+        },
+    });
+    return true;
+})()"""
+
+# app.queuePrompt answers only a boolean (and 1.27 says false even on success: it returns `!{}`), so keep what
+# the server answered the frontend's POST /prompt: the prompt id, or the node errors of a rejected prompt.
+# window.comfyAPI.api.api is the `api` object extensions import, on both releases.
+QUEUE_PROBE_JS = """(() => {
+    const api = window.comfyAPI.api.api, post = api.queuePrompt.bind(api);
+    api.queuePrompt = async (...args) => {
+        try {
+            const answer = await post(...args);
+            window.__audiotokenQueued = {ok: true, answer};
+            return answer;
+        } catch (e) {
+            window.__audiotokenQueued = {ok: false, status: e.status, answer: e.response ?? String(e)};
+            throw e;
+        }
+    };
+    return true;
+})()"""
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory):
+    binary = find_chromium()
+    if binary is None:
+        # A skipped host test counts as a failure in CI, so say plainly what is missing.
+        pytest.fail(f"Chromium not found (looked for {', '.join(CHROMIUM_CANDIDATES)}); install the Debian "
+                    "package `chromium` to run the frontend tests", pytrace=False)
+    browser = Chromium(binary, tmp_path_factory.mktemp("chromium") / "profile").start()
+    yield browser
+    browser.stop()
+
+
+# Chromium first: a missing browser fails at once instead of after a minute of server start.
+@pytest.fixture(scope="module")
+def page(chromium, comfy_server):
+    skip_first_run(comfy_server)
+    tab = Page(chromium.cdp_port)
+    tab.open_frontend(comfy_server.url + "/")
+    tab.js(MISSING_NODES_PROBE_JS)
+    tab.js(QUEUE_PROBE_JS)
+    yield tab
+    tab.close()
+
+
+@pytest.fixture(scope="module")
+def object_info(comfy_server):
+    return comfy_server.get_json("/object_info")
+
+
+def skip_first_run(server) -> None:
+    """Mark the tutorial done, so neither frontend opens its templates browser over the first graph."""
+    server.request("POST", "/settings/Comfy.TutorialCompleted", True)
+
+
+def close_dialogs(page: Page, tries: int = 3) -> list[str]:
+    """Escape whatever is left open (release notes, a previous test's error); return what stays open."""
+    for _ in range(tries):
+        if not page.js(VISIBLE_DIALOGS_JS):
+            break
+        page.press_escape()
+    return page.js(VISIBLE_DIALOGS_JS)
+
+
+def unregistered_types(page: Page, workflow: dict) -> list[str]:
+    types = sorted({node["type"] for node in workflow["nodes"]})
+    return page.js(f"{json.dumps(types)}.filter(t => !(t in window.LiteGraph.registered_node_types))")
+
+
+def load_workflow(page: Page, workflow: dict, name: str) -> None:
+    """What opening the file does: handleFile passes the file name without its extension."""
+    page.js("window.__audiotokenMissingNodes = null")
+    page.js(f"window.app.loadGraphData({json.dumps(workflow)}, true, true, {json.dumps(name)}).then(() => true)")
+
+
+def shrink_in_page(page: Page) -> list[str]:
+    """Set the CPU-sized values on the loaded graph's widgets, as typing them into the nodes would."""
+    return page.js(f"""(() => {{
+        const values = {json.dumps(SHRINK)}, changed = [];
+        for (const node of (window.app.rootGraph ?? window.app.graph)._nodes) {{
+            for (const [name, value] of Object.entries(values[node.type] ?? {{}})) {{
+                const widget = node.widgets?.find(w => w.name === name);
+                if (widget) {{ widget.value = value; changed.push(`${{node.type}}.${{name}}`); }}
+            }}
+        }}
+        return changed.sort();
+    }})()""")
+
+
+def queue_from_frontend(page: Page) -> str:
+    """Queue the open graph with the Run button's action; return the id the server gave it."""
+    page.js("window.__audiotokenQueued = null")
+    page.js("window.app.queuePrompt(0, 1).then(() => true)")
+    queued = page.js("window.__audiotokenQueued")
+    assert queued is not None, (f"the frontend posted no prompt; dialogs: {page.js(VISIBLE_DIALOGS_JS)}; "
+                                f"console errors: {page.console_errors()[-5:]}")
+    assert queued["ok"] and not queued["answer"].get("node_errors"), \
+        f"the server rejected the frontend's prompt: {json.dumps(queued, indent=1)[:3000]}"
+    return queued["answer"]["prompt_id"]
+
+
+def assert_prompt_matches_ui_to_api(ran: dict, workflow: dict, object_info: dict) -> None:
+    """The frontend's conversion agrees with ui_to_api, which the server tests rely on.
+
+    The frontend may add inputs the server ignores (1.27 sends LoadAudio's `audioUI` preview widget).
+    """
+    expected = ui_to_api(workflow, object_info)
+    for class_type, values in SHRINK.items():
+        set_inputs(expected, class_type, **values)
+    assert set(ran) == set(expected), (sorted(ran), sorted(expected))
+    for node_id, node in expected.items():
+        assert ran[node_id]["class_type"] == node["class_type"]
+        for name, value in node["inputs"].items():
+            assert ran[node_id]["inputs"].get(name) == value, (node_id, node["class_type"], name, ran[node_id])
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
+def test_frontend_runs_example_workflow(page, comfy_server, object_info, path: Path):
+    workflow = json.loads(path.read_text())
+    leftover = close_dialogs(page)
+    assert not leftover, f"dialogs that Escape does not close: {leftover}"
+    assert unregistered_types(page, workflow) == [], "node types the frontend does not know"
+
+    load_workflow(page, workflow, path.stem)
+    assert page.js("window.__audiotokenMissingNodes") == [], "the frontend reported missing nodes"
+    dialogs = page.js(VISIBLE_DIALOGS_JS)
+    assert not [d for d in dialogs if "missing" in d.lower()], dialogs
+
+    expected_changes = sorted(f"{node['type']}.{name}" for node in workflow["nodes"]
+                              for name in SHRINK.get(node["type"], {}))
+    assert shrink_in_page(page) == expected_changes
+
+    entry = comfy_server.wait_history(queue_from_frontend(page), timeout=300)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"], indent=1)[-3000:]
+    assert len(saved_images(entry)) == EXPECTED_IMAGES.get(path.name, 1)
+    assert_prompt_matches_ui_to_api(entry["prompt"][2], workflow, object_info)
