@@ -46,6 +46,7 @@ def convert_embedder(src: str | os.PathLike, dst: str | os.PathLike, head: str |
 
 
 def convert_beats(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Official BEATs `.pt` → our format; the AudioSet head stays (`predictor.*`), `label_dict` goes to metadata."""
     # imported here so the embedder path works even where the BEATs package is unavailable
     from .beats import save_beats_safetensors
 
@@ -81,7 +82,13 @@ def _identical(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 def _describe(kind: str, path: Path) -> str:
     if kind == "beats":
-        return f"BEATs audio encoder → {path}"
+        from .beats import load_beats
+
+        beats = load_beats(path)
+        if beats.predictor is None:
+            return f"BEATs audio encoder → {path} (no AudioSet head: a pre-trained checkpoint)"
+        labels = "with its label_dict" if beats.label_dict is not None else "without a label_dict"
+        return f"BEATs audio encoder → {path}, AudioSet head ({beats.predictor.out_features} classes) {labels}"
     model = load_embedder(path)
     n_params = sum(t.numel() for t in embedder_tensors(model).values())
     heads = ", ".join(f"{name} ({width})" for name, width in model.widths.items())

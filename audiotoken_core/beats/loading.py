@@ -8,11 +8,13 @@ from pathlib import Path
 
 import torch
 
+from ..labels import label_dict_json, read_label_dict
 from ..safeload import load_torch_checkpoint, read_safetensors, write_safetensors
 from .config import BEATsConfig
 from .model import BEATs
 
 CFG_METADATA_KEY = "beats_cfg"
+LABEL_DICT_METADATA_KEY = "label_dict"
 FORMAT_NAME = "audiotoken-beats"
 FORMAT_VERSION = "1"
 
@@ -26,7 +28,7 @@ _PARAMETRIZED = {"parametrizations.weight.original0": "weight_g", "parametrizati
 
 
 def official_to_internal(state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
-    """Official state-dict keys -> ours; drops the AudioSet ``predictor`` head.
+    """Official state-dict keys -> ours (the AudioSet ``predictor`` head keeps its official keys).
 
     The official model holds one relative-position table shared by all layers, which appears under every
     layer's key; it is kept once, after checking the copies really are identical.
@@ -36,8 +38,6 @@ def official_to_internal(state: dict[str, torch.Tensor], source: str) -> dict[st
     for key, tensor in state.items():
         if not isinstance(tensor, torch.Tensor):
             raise ValueError(f"{source}: state-dict entry {key!r} is a {type(tensor).__name__}, not a tensor")
-        if key.startswith("predictor."):
-            continue
         match = _REL_POS_KEY.fullmatch(key)
         if match:
             tables[int(match.group(1))] = tensor
@@ -79,15 +79,16 @@ def build_beats(
     source: str = "state dict",
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
+    label_dict: dict | str | None = None,
 ) -> BEATs:
-    """An eval-mode, frozen BEATs holding ``state`` (official keys).
+    """An eval-mode, frozen BEATs holding ``state`` (official keys), with the AudioSet head if ``state`` has one.
 
     The module is built on the meta device and takes the given tensors over (``assign=True``), so no second
     copy of the 90M weights is ever allocated; only moving to ``device``/``dtype`` copies, one tensor at a time.
     """
     try:
         with torch.device("meta"):
-            model = BEATs(cfg)
+            model = BEATs(cfg, with_head=any(key.startswith("predictor.") for key in state))
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None
     internal = official_to_internal(state, source)
@@ -96,13 +97,14 @@ def build_beats(
     except RuntimeError as exc:
         raise ValueError(f"{source}: weights do not match the BEATs cfg stored with them: {exc}") from None
     del internal
+    model.label_dict = read_label_dict(label_dict, source)
     model.requires_grad_(False)
     if device is not None or dtype is not None:
         model.to(device=device, dtype=dtype)
     return model.eval()
 
 
-def _is_safetensors(path: Path) -> bool:
+def is_safetensors(path: Path) -> bool:
     # 8-byte little-endian header size, then the JSON header
     with open(path, "rb") as f:
         head = f.read(9)
@@ -119,7 +121,7 @@ def load_beats(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"BEATs weight file not found: {path}")
-    if _is_safetensors(path):
+    if is_safetensors(path):
         state, meta = read_safetensors(path)
         if CFG_METADATA_KEY not in meta:
             raise ValueError(
@@ -130,6 +132,7 @@ def load_beats(
             cfg = BEATsConfig.from_json(meta[CFG_METADATA_KEY])
         except ValueError as exc:
             raise ValueError(f"{path.name}: {exc}") from None
+        label_dict = meta.get(LABEL_DICT_METADATA_KEY)
     else:
         checkpoint = load_torch_checkpoint(path)
         if not isinstance(checkpoint.get("cfg"), dict) or not isinstance(checkpoint.get("model"), dict):
@@ -139,12 +142,14 @@ def load_beats(
             )
         cfg = BEATsConfig.from_dict(checkpoint["cfg"])
         state = checkpoint["model"]
+        label_dict = checkpoint.get("label_dict")
         del checkpoint
-    return build_beats(cfg, state, source=path.name, device=device, dtype=dtype)
+    return build_beats(cfg, state, source=path.name, device=device, dtype=dtype, label_dict=label_dict)
 
 
 def save_beats_safetensors(model_or_checkpoint: BEATs | str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Write BEATs as ``.safetensors`` (official keys, one copy of the shared table, cfg JSON in metadata)."""
+    """Write BEATs as ``.safetensors`` (official keys, one copy of the shared table, cfg and label_dict JSON in
+    metadata)."""
     if isinstance(model_or_checkpoint, BEATs):
         model, source = model_or_checkpoint, "model"
     else:
@@ -156,4 +161,6 @@ def save_beats_safetensors(model_or_checkpoint: BEATs | str | os.PathLike, path:
         CFG_METADATA_KEY: model.cfg.to_json(),
         "source": source,
     }
+    if model.label_dict is not None:
+        metadata[LABEL_DICT_METADATA_KEY] = label_dict_json(model.label_dict)
     return write_safetensors(tensors, path, metadata)

@@ -7,6 +7,9 @@ the official model shares between all layers, is stored once as ``encoder.relati
 
 Dropout, layer drop and layer-wise gradient decay are training-time devices of the original and are not
 implemented: the encoder is frozen wherever this package uses it, and the outputs are deterministic.
+
+Fine-tuned checkpoints also hold the AudioSet head (``predictor``, official name and keys), which ``classify``
+applies as the official ``extract_features`` does.
 """
 
 from __future__ import annotations
@@ -89,6 +92,10 @@ class PositionalConv(nn.Module):
 
 
 class SelfAttention(nn.Module):
+    # A seam, not a setting: benchmarks/bench_attention.py puts the original's explicit arithmetic here to time
+    # both in one run.
+    attend = staticmethod(F.scaled_dot_product_attention)
+
     def __init__(self, dim: int, heads: int, gated_rel_pos: bool):
         super().__init__()
         self.heads = heads
@@ -124,7 +131,7 @@ class SelfAttention(nn.Module):
             bias = key_bias if bias is None else bias + key_bias
         # The original subtracts the row max and rescales by 32 before softmax only to avoid fp16 overflow;
         # softmax is shift-invariant, so plain scaled attention with the bias as an additive mask is equal.
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        out = self.attend(q, k, v, attn_mask=bias)
         return self.out_proj(out.transpose(1, 2).reshape(batch, length, dim))
 
 
@@ -147,6 +154,10 @@ class EncoderLayer(nn.Module):
         return self.final_layer_norm(x * self.alpha + self.fc2(self.activation(self.fc1(x))))
 
 
+# Clip lengths in use at once (the 10 s window, a training window, a short tail); each table is N x N int64.
+_BUCKET_TABLES_KEPT = 4
+
+
 class Encoder(nn.Module):
     def __init__(self, cfg: BEATsConfig):
         super().__init__()
@@ -158,6 +169,26 @@ class Encoder(nn.Module):
             nn.Embedding(cfg.num_buckets, cfg.encoder_attention_heads) if cfg.relative_position_embedding else None
         )
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
+        self._buckets: dict[tuple[int, torch.device], torch.Tensor] = {}
+
+    def position_bias(self, length: int, device: torch.device) -> torch.Tensor:
+        """The relative-position bias ``[H, N, N]``, contiguous.
+
+        The bucket table depends on the length only, so it is built once per length and stays on the device
+        (no host work per call, and on a GPU no copy that makes the host wait mid-forward). Gathering from the
+        transposed table yields the head-major layout directly: every layer multiplies this bias by its gates,
+        which on a permuted view of an ``[N, N, H]`` lookup took ~4x as long (10 s clip, one CPU thread: the
+        call's multiplies 94-115 ms, now 26-27 ms).
+        """
+        key = (length, device)
+        buckets = self._buckets.get(key)
+        if buckets is None:
+            while len(self._buckets) >= _BUCKET_TABLES_KEPT:
+                self._buckets.pop(next(iter(self._buckets)), None)
+            buckets = relative_position_buckets(length, self.cfg.num_buckets, self.cfg.max_distance)
+            buckets = self._buckets[key] = buckets.flatten().to(device)
+        table = self.relative_attention_bias.weight.t().contiguous()  # [H, buckets]
+        return table.index_select(1, buckets).view(-1, length, length)
 
     def forward(self, x: torch.Tensor, key_padding: torch.Tensor | None) -> list[torch.Tensor]:
         key_bias = None
@@ -170,8 +201,7 @@ class Encoder(nn.Module):
 
         pos_bias = None
         if self.relative_attention_bias is not None:
-            buckets = relative_position_buckets(x.shape[1], self.cfg.num_buckets, self.cfg.max_distance)
-            pos_bias = self.relative_attention_bias(buckets.to(x.device)).permute(2, 0, 1)  # [H, N, N]
+            pos_bias = self.position_bias(x.shape[1], x.device)
 
         outputs = []
         for layer in self.layers:
@@ -181,7 +211,7 @@ class Encoder(nn.Module):
 
 
 class BEATs(nn.Module):
-    def __init__(self, cfg: BEATsConfig):
+    def __init__(self, cfg: BEATsConfig, with_head: bool = False):
         super().__init__()
         cfg.validate()
         self.cfg = cfg
@@ -192,6 +222,11 @@ class BEATs(nn.Module):
             nn.Linear(cfg.embed_dim, cfg.encoder_embed_dim) if cfg.embed_dim != cfg.encoder_embed_dim else None
         )
         self.encoder = Encoder(cfg)
+        # The loader decides from the file's keys, not from cfg.finetuned_model: a fine-tuned cfg may come with
+        # the head's weights stripped (AudioToken drops them, as did our conversions before they kept them).
+        self.predictor = nn.Linear(cfg.encoder_embed_dim, cfg.predictor_class) if with_head else None
+        # Head index -> AudioSet MID (the file's `label_dict`), set by the loader; names live in ..labels.
+        self.label_dict: dict[int, str] | None = None
 
     @property
     def embed_dim(self) -> int:
@@ -244,3 +279,41 @@ class BEATs(nn.Module):
         if key_padding is not None:
             outputs = [out.masked_fill(key_padding.unsqueeze(-1), 0.0) for out in outputs]
         return outputs
+
+    def classify(self, wave16k: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """AudioSet class probabilities ``[B, predictor_class]`` (float32), as the official fine-tuned BEATs.
+
+        The official ``extract_features`` applies the head to every patch of the last layer and takes the
+        sigmoid of the mean logit over the clip's patches, padded patches left out. ``padding_mask`` means what
+        it means for ``extract_layers``: a shorter clip in a padded batch scores as it does alone.
+        """
+        head = self.audioset_head()
+        last = self.extract_layers(wave16k, padding_mask)[-1]
+        padded = self.token_padding_mask(wave16k, padding_mask).to(last.device)
+        return torch.sigmoid(mean_over_patches(head(last), padded))
+
+    def audioset_head(self) -> nn.Linear:
+        """The head, or a ValueError saying why this checkpoint has none."""
+        if self.predictor is not None:
+            return self.predictor
+        if self.cfg.finetuned_model:
+            raise ValueError(
+                "this BEATs checkpoint has no AudioSet head: its cfg says it is fine-tuned, but the head's weights "
+                "(predictor.*) are not in the file, e.g. a .safetensors converted before conversions kept them; "
+                "convert the official .pt again"
+            )
+        raise ValueError(
+            "this BEATs checkpoint has no AudioSet head (it is a pre-trained, not fine-tuned, checkpoint), so it "
+            "cannot name the sounds it hears; use a fine-tuned one such as "
+            "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt"
+        )
+
+
+def mean_over_patches(logits: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
+    """``[B, N, C]`` per-patch logits -> ``[B, C]`` mean over each clip's unpadded patches, in float32.
+
+    The official code averages in the model's dtype; float32 only avoids an fp16 sum over ~500 patches losing
+    digits. ``masked_fill`` (not a multiply) keeps whatever sits in padded rows out of the sum.
+    """
+    summed = logits.float().masked_fill(padded.unsqueeze(-1), 0.0).sum(dim=1)
+    return summed / (~padded).sum(dim=1, keepdim=True)

@@ -92,15 +92,55 @@ def tiny_official_state_dict(cfg: dict, seed: int = 0) -> dict[str, torch.Tensor
     return state
 
 
+def audioset_label_dict(num_classes: int = PREDICTOR_CLASSES) -> dict[int, str]:
+    """Real AudioSet MIDs in reverse ontology order: every output has a name, found only through the label_dict."""
+    from audiotoken_core.labels import ontology
+
+    mids = [mid for mid, _ in ontology()]
+    return {i: mids[-1 - i] for i in range(num_classes)}
+
+
+def steer_head(state: dict[str, torch.Tensor], label_dict: dict[int, str], head_logits: dict[str, float]) -> None:
+    """Make the AudioSet head give about `head_logits` ({display name: logit}) for any sound, -6 elsewhere.
+
+    The weights are shrunk, not zeroed, so scores still move a little with the sound and windows differ.
+    """
+    from audiotoken_core.labels import ontology
+
+    index_of_mid = {mid: i for i, mid in label_dict.items()}
+    mid_of_name = {name: mid for mid, name in ontology()}
+    unknown = sorted(set(head_logits) - set(mid_of_name))
+    if unknown:
+        raise ValueError(f"not AudioSet display names: {unknown}")
+    bias = torch.full_like(state["predictor.bias"], -6.0)
+    for name, logit in head_logits.items():
+        bias[index_of_mid[mid_of_name[name]]] = logit
+    state["predictor.weight"] = state["predictor.weight"] * 0.01
+    state["predictor.bias"] = bias
+
+
 def write_tiny_official_beats(
-    path: str | Path, *, layers: int = 12, dim: int = 64, heads: int = 4, seed: int = 0, finetuned: bool = True
+    path: str | Path,
+    *,
+    layers: int = 12,
+    dim: int = 64,
+    heads: int = 4,
+    seed: int = 0,
+    finetuned: bool = True,
+    head_logits: dict[str, float] | None = None,
 ) -> Path:
-    """Write a tiny official-layout BEATs ``.pt`` and return its path."""
+    """Write a tiny official-layout BEATs ``.pt`` and return its path.
+
+    Fine-tuned ones carry the AudioSet head and a `label_dict` of real MIDs (`audioset_label_dict`); with
+    `head_logits` the head names those classes whatever it hears (`steer_head`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     cfg = tiny_official_cfg(layers=layers, dim=dim, heads=heads, finetuned=finetuned)
     checkpoint = {"cfg": cfg, "model": tiny_official_state_dict(cfg, seed=seed)}
     if finetuned:
-        checkpoint["label_dict"] = {i: f"/m/tiny{i:04d}" for i in range(cfg["predictor_class"])}
+        checkpoint["label_dict"] = audioset_label_dict(cfg["predictor_class"])
+        if head_logits:
+            steer_head(checkpoint["model"], checkpoint["label_dict"], head_logits)
     torch.save(checkpoint, path)
     return path

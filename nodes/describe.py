@@ -1,0 +1,116 @@
+"""AudioTokenDescribe: AUDIO -> the AudioSet labels BEATs hears, as prompt text for any model."""
+
+from __future__ import annotations
+
+import comfy.model_management as mm
+import comfy.utils
+from comfy_api.latest import io, ui
+
+from ..audiotoken_core.describe import MODES, classify_audio
+from ..audiotoken_core.labels import beats_classes, labels_text, parse_words, scores_text, top_labels
+from . import host_compat
+from .encode import DEFAULT_WINDOW_S, MAX_WINDOW_S, _unpack_audio, rows_per_pass
+from .types import CATEGORY, AudioTokenModelType
+
+
+class AudioTokenDescribe(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="AudioTokenDescribe",
+            display_name="AudioToken Describe",
+            category=CATEGORY,
+            # An output node, so that it runs (and shows what it heard) even with nothing connected to it.
+            is_output_node=True,
+            description=("Says what the sound is: the AudioSet labels the fine-tuned BEATs hears (527 classes), "
+                         "as text such as 'dog, bark, animal' for any prompt node and any model (only BEATs is used, "
+                         "not the embedder). The node shows the labels with their scores."),
+            inputs=[
+                AudioTokenModelType.Input("audiotoken_model",
+                                          tooltip="From AudioToken Model Loader. Its BEATs file must be a "
+                                                  "fine-tuned one (the official ..._finetuned_on_AS2M_cpt2.pt), "
+                                                  "which holds the AudioSet head."),
+                io.Audio.Input("audio", tooltip="Audio, e.g. from Load Audio. A batch of B sounds gives B texts."),
+                io.Int.Input("k", default=3, min=1, max=20,
+                             tooltip="At most this many labels per text, best first."),
+                io.Float.Input("threshold", default=0.1, min=0.0, max=1.0, step=0.01,
+                               tooltip="Leave out labels scoring below this probability (0-1). A text can be "
+                                       "empty when nothing reaches it; the preview then names the best guess."),
+                io.String.Input("exclude", default="", optional=True,
+                                tooltip="Comma-separated labels to leave out, e.g. 'Speech, Music'. A word "
+                                        "matches a label's name or one of its synonyms ('man speaking' leaves "
+                                        "out 'Male speech, man speaking'); the next labels fill in."),
+                io.Combo.Input("mode", options=list(MODES), default="mean",
+                               tooltip="mean: one text per sound, from the scores averaged over its windows. "
+                                       "windows: one text per window, in the order AudioToken Encode's "
+                                       "windows mode makes its token sets."),
+                io.Float.Input("window_seconds", default=DEFAULT_WINDOW_S, min=0.5, max=MAX_WINDOW_S, step=0.5,
+                               round=0.001,
+                               tooltip="Window length in seconds. BEATs was fine-tuned on 10 s clips. Use the "
+                                       "same value as AudioToken Encode to get one text per token set."),
+            ],
+            outputs=[io.String.Output(display_name="labels", is_output_list=True,
+                                      tooltip="The labels as prompt text ('dog, bark, animal'): one text per "
+                                              "sound (mean) or per window (windows). Connected to a text "
+                                              "input, a list of several texts runs that node once per text.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, mode=None):
+        # The server does not check V3 combo values against their options.
+        if mode is not None and mode not in MODES:
+            return f"mode must be one of {', '.join(MODES)}, got '{mode}'"
+        return True
+
+    @classmethod
+    def execute(cls, audiotoken_model, audio, k=3, threshold=0.1, exclude="", mode="mean",
+                window_seconds=DEFAULT_WINDOW_S) -> io.NodeOutput:
+        host_compat.require("encode")
+        waveform, sample_rate = _unpack_audio(audio)
+        beats = _beats_with_head(audiotoken_model)
+        heard = classify_audio(beats, waveform, sample_rate, mode=mode, window_s=float(window_seconds),
+                               batch_windows=rows_per_pass(window_seconds), progress=_progress_bar())
+        classes = beats_classes(beats)
+        words = parse_words(exclude)
+        tops = [top_labels(row, classes, int(k), float(threshold), words) for row in heard.probs]
+        lines = [_preview_line(row, top, classes, words, float(threshold))
+                 for row, top in zip(heard.probs, tops)]
+        if len(lines) > 1:
+            lines = [f"{_span_text(span)}: {line}" for span, line in zip(heard.spans, lines)]
+        return io.NodeOutput([labels_text(top) for top in tops], ui=ui.PreviewText("\n".join(lines)))
+
+
+def _beats_with_head(model):
+    """The loaded pair's BEATs on its compute device; a checkpoint without a head fails here, named."""
+    beats = model.tokenizer.beats
+    try:
+        beats.audioset_head()
+    except ValueError as exc:
+        raise ValueError(f"{model.encoder_name}: {exc}.") from None
+    # As Encode does: the pair is small and plain nn layers cannot be partially loaded, so load it whole.
+    mm.load_models_gpu([model.patcher], force_full_load=True)
+    return beats
+
+
+def _progress_bar():
+    bar = comfy.utils.ProgressBar(1)
+
+    def progress(done, total):
+        # Also an interruption point: the server's progress hook raises when Cancel was pressed.
+        bar.update_absolute(done, total)
+        mm.throw_exception_if_processing_interrupted()
+
+    return progress
+
+
+def _preview_line(probs, top, classes, words, threshold) -> str:
+    if top:
+        return scores_text(top)
+    best = top_labels(probs, classes, k=1, exclude=words)
+    guess = f" (best: {scores_text(best)})" if best else ""
+    return f"nothing scored {threshold:.2f} or more{guess}"
+
+
+def _span_text(span) -> str:
+    sound, start, end = span
+    return f"sound {sound + 1}, {start:.1f}-{end:.1f} s"
