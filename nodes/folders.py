@@ -1,4 +1,7 @@
-"""Model folders the pack reads: `models/audiotoken/` (embedders) and the host's `models/audio_encoders/` (BEATs)."""
+"""Model folders the pack reads: `models/audiotoken/` (embedders) and the host's `models/audio_encoders/` (BEATs).
+
+The host keeps its own wav2vec2/Whisper encoders in `models/audio_encoders/` too; only BEATs files are offered.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,23 @@ import os
 
 import folder_paths
 
+from ..audiotoken_core.beats.sniff import EncoderFile, identify_encoder_file
+
 EMBEDDER_FOLDER = "audiotoken"
 ENCODER_FOLDER = "audio_encoders"
 EMBEDDINGS_FOLDER = "embeddings"
+
+# What to tell about the files in models/audio_encoders that are not BEATs: the host's own encoders (and the
+# core workflows that use them), and the pack's embedder put in the wrong folder.
+KIND_NOTES = {"wav2vec2": ", which ComfyUI's own Audio Encoder Loader uses (Wan S2V)",
+              "whisper": ", which ComfyUI's own Audio Encoder Loader uses (Wan HuMo)",
+              "embedder": "; it belongs in models/audiotoken"}
+KIND_LABELS = {"beats_without_cfg": "BEATs weights without cfg", "wav2vec2": "wav2vec2, for ComfyUI's loader",
+               "whisper": "Whisper, for ComfyUI's loader", "embedder": "an embedder: move it to models/audiotoken",
+               "other": "not an audio encoder", "unreadable": "unreadable"}
+BEATS_NEEDED = ("AudioToken needs a BEATs checkpoint: the official BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt "
+                "(a dict with 'cfg' and 'model') or a .safetensors written by `python -m audiotoken_core.convert`; "
+                "pick one the AudioToken Model Loader lists")
 
 
 def register_folders() -> None:
@@ -54,3 +71,44 @@ def file_fingerprint(folder: str, name: str) -> tuple:
         return (name, None, None)
     st = os.stat(path)
     return (name, st.st_mtime_ns, st.st_size)
+
+
+def encoder_files() -> list[tuple[str, EncoderFile]]:
+    """Every file in models/audio_encoders with what it holds (headers only, cached per file state)."""
+    found = []
+    for name in list_files(ENCODER_FOLDER):
+        path = folder_paths.get_full_path(ENCODER_FOLDER, name)
+        if path is None:
+            continue
+        try:
+            found.append((name, identify_encoder_file(path)))
+        except OSError:  # removed since the host cached its listing
+            continue
+    return found
+
+
+def beats_names(files: list[tuple[str, EncoderFile]]) -> list[str]:
+    """The encoder files AudioToken can load; the host's own wav2vec2/Whisper files are left out."""
+    return [name for name, what in files if what.is_beats]
+
+
+def left_out_note(files: list[tuple[str, EncoderFile]], limit: int = 4) -> str:
+    """One sentence naming the files beats_names() leaves out, for the dropdown's tooltip ("" if none)."""
+    others = [f"{name} ({KIND_LABELS.get(what.kind, what.kind)})" for name, what in files if not what.is_beats]
+    if not others:
+        return ""
+    more = f" and {len(others) - limit} more" if len(others) > limit else ""
+    return f" Left out here: {', '.join(others[:limit])}{more}."
+
+
+def not_beats_message(name: str, what: EncoderFile) -> str:
+    return f"'{name}' in models/{ENCODER_FOLDER} is {what.description}{KIND_NOTES.get(what.kind, '')}. {BEATS_NEEDED}."
+
+
+def resolve_beats(name: str) -> str:
+    """Full path of a BEATs file in models/audio_encoders, or an error that says what the file is instead."""
+    path = resolve(ENCODER_FOLDER, name, "Audio encoder")
+    what = identify_encoder_file(path)
+    if not what.is_beats:
+        raise ValueError(not_beats_message(name, what))
+    return path

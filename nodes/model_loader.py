@@ -12,6 +12,7 @@ from .types import CATEGORY, AudioTokenModelType
 class AudioTokenModelLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
+        encoders = folders.encoder_files()
         return io.Schema(
             node_id="AudioTokenModelLoader",
             display_name="AudioToken Model Loader",
@@ -22,9 +23,11 @@ class AudioTokenModelLoader(io.ComfyNode):
                 io.Combo.Input("embedder_name", options=folders.list_files(folders.EMBEDDER_FOLDER),
                                tooltip="Embedder in models/audiotoken: the official embedder_learned_embeds.bin "
                                        "or a .safetensors written by the AudioToken trainer."),
-                io.Combo.Input("audio_encoder_name", options=folders.list_files(folders.ENCODER_FOLDER),
+                io.Combo.Input("audio_encoder_name", options=folders.beats_names(encoders),
                                tooltip="BEATs checkpoint in models/audio_encoders, e.g. "
-                                       "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt (the official one)."),
+                                       "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt (the official one). Only "
+                                       "BEATs files are listed: ComfyUI's own wav2vec2/Whisper encoders share "
+                                       "this folder." + folders.left_out_note(encoders)),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
                                tooltip="auto: fp32 on CPU, fp16 (else bf16) on GPUs that support it. "
                                        "The embedder itself always runs in fp32."),
@@ -40,8 +43,8 @@ class AudioTokenModelLoader(io.ComfyNode):
             if embedder_name is not None:
                 folders.resolve(folders.EMBEDDER_FOLDER, embedder_name, "Embedder")
             if audio_encoder_name is not None:
-                folders.resolve(folders.ENCODER_FOLDER, audio_encoder_name, "Audio encoder")
-        except FileNotFoundError as exc:
+                folders.resolve_beats(audio_encoder_name)
+        except (FileNotFoundError, ValueError) as exc:
             return str(exc)
         if precision is not None and precision not in PRECISIONS:
             return f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'"
@@ -57,5 +60,5 @@ class AudioTokenModelLoader(io.ComfyNode):
         host_compat.require("model folders")
         host_compat.require("model loading")
         embedder_path = folders.resolve(folders.EMBEDDER_FOLDER, embedder_name, "Embedder")
-        encoder_path = folders.resolve(folders.ENCODER_FOLDER, audio_encoder_name, "Audio encoder")
+        encoder_path = folders.resolve_beats(audio_encoder_name)
         return io.NodeOutput(get_model(embedder_path, encoder_path, precision))
