@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
@@ -58,6 +58,46 @@ class AudioTokenizer:
     def tokens_from_features(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
         param = next(self.embedder.parameters())
         return self.embedder.forward_dict(feats.to(param.device, param.dtype))
+
+    @torch.no_grad()
+    def encode_windows(
+        self,
+        windows: Iterable[torch.Tensor],
+        total: int | None = None,
+        batch_windows: int = 8,
+        progress: ProgressFn | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Tokens for windows the caller already cut: `[N, n_tokens, D]` float32, one row per window, in order.
+
+        `windows` yields equal-length 16 kHz `[W]` or `[b, W]` tensors, lazily if it likes, so a long schedule's
+        windows never all exist at once. They are embedded `batch_windows` rows at a time; `progress(done, total)`
+        is called after each chunk and may raise to interrupt (`total` defaults to the rows done so far).
+        """
+        if batch_windows < 1:
+            raise ValueError("batch_windows must be >= 1")
+        chunk: list[torch.Tensor] = []
+        parts: list[dict[str, torch.Tensor]] = []
+        done = 0
+
+        def flush():
+            nonlocal done
+            if not chunk:
+                return
+            batch = torch.cat(chunk, dim=0)
+            chunk.clear()
+            parts.append({n: t.float() for n, t in self.tokens_from_features(self.features(batch)).items()})
+            done += batch.shape[0]
+            if progress is not None:
+                progress(done, done if total is None else total)
+
+        for win in windows:
+            chunk.append(win if win.ndim == 2 else win[None])
+            if sum(c.shape[0] for c in chunk) >= batch_windows:
+                flush()
+        flush()
+        if not parts:
+            raise ValueError("no windows to encode")
+        return {n: torch.cat([p[n] for p in parts], dim=0) for n in parts[0]}
 
     @torch.no_grad()
     def encode(

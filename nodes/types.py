@@ -7,14 +7,34 @@ from dataclasses import dataclass, field
 import torch
 from comfy_api.latest import io
 
+from ..audiotoken_core.prompt import PLACEHOLDER  # noqa: F401  (the nodes import it from here)
+from ..audiotoken_core.schedule import FrameSchedule
+
 AudioTokenModelType = io.Custom("AUDIOTOKEN_MODEL")
 AudioTokensType = io.Custom("AUDIO_TOKENS")
 
 CATEGORY = "conditioning/audiotoken"
-PLACEHOLDER = "<audio>"
 
 # CLIP name in token dicts -> the key a textual-inversion file uses for it.
 EMBEDDING_KEYS = {"l": "clip_l", "g": "clip_g", "h": "clip_h"}
+
+
+@dataclass(frozen=True)
+class KeyframeTokens:
+    """The keyframes behind a frame schedule's tokens, for consumers that work once per keyframe.
+
+    `tokens[clip]` is float32 `[K, n_tokens, D]` on the CPU, after smoothing; `schedule.interpolate` turns
+    any per-keyframe result (tokens, conditionings, pooled outputs) into one per frame.
+    """
+
+    tokens: dict[str, torch.Tensor]
+    schedule: FrameSchedule
+
+    def __post_init__(self):
+        sizes = {k: tuple(v.shape) for k, v in self.tokens.items()}
+        if not sizes or any(len(s) != 3 or s[0] != self.schedule.n_keys for s in sizes.values()):
+            raise ValueError(f"keyframe tokens must be [{self.schedule.n_keys} keyframes, n_tokens, width] per "
+                             f"CLIP head; got {sizes}")
 
 
 @dataclass(frozen=True)
@@ -23,10 +43,13 @@ class AudioTokens:
 
     `tokens[clip]` is float32 `[B, n_tokens, D]` on the CPU, one row per sound (or per window), keyed by
     CLIP name (`l` 768, `g` 1280, `h` 1024). `info` says where they came from, for the UI and for saving.
+    From AudioToken Schedule, `tokens` holds one row per frame and `keyframes` the keyframes they were
+    interpolated from (None otherwise).
     """
 
     tokens: dict[str, torch.Tensor]
     info: dict = field(default_factory=dict)
+    keyframes: "KeyframeTokens | None" = None
 
     def __post_init__(self):
         if not self.tokens:
@@ -36,6 +59,15 @@ class AudioTokens:
             raise ValueError(f"token tensors must be [batch, n_tokens, width]; got {sizes}")
         if len({s[0] for s in sizes.values()}) != 1 or len({s[1] for s in sizes.values()}) != 1:
             raise ValueError(f"all CLIP heads must have the same batch and token count; got {sizes}")
+        if self.keyframes is not None:
+            self._check_keyframes(sizes)
+
+    def _check_keyframes(self, sizes: dict[str, tuple]) -> None:
+        keyed = {k: tuple(v.shape) for k, v in self.keyframes.tokens.items()}
+        frames = self.keyframes.schedule.n_frames
+        if set(keyed) != set(sizes) or any(keyed[k][1:] != s[1:] or s[0] != frames for k, s in sizes.items()):
+            raise ValueError(f"per-frame tokens {sizes} do not match the keyframes {keyed} of a {frames}-frame "
+                             "schedule")
 
     @property
     def batch_size(self) -> int:

@@ -15,9 +15,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / "example_workflows").glob("*.json"))
 OUR_NODES = {"AudioTokenModelLoader", "AudioTokenEncode", "AudioTokenTextEncode", "AudioTokenSaveEmbedding",
-             "AudioTokenBlend"}
+             "AudioTokenBlend", "AudioTokenSchedule", "AudioTokenDescribe", "AudioTokenDownloadModels"}
 CORE_NODES = {"CheckpointLoaderSimple", "LoadAudio", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "VAEDecode",
-              "SaveImage", "MarkdownNote", "Note"}
+              "SaveImage", "SaveAnimatedWEBP", "LoraLoaderModelOnly", "MarkdownNote", "Note"}
 
 
 def test_root_package_imports_without_comfyui():

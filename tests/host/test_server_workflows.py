@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -19,9 +20,11 @@ from host_harness import REPO_ROOT, executed_nodes, quote, saved_images  # noqa:
 from ui_to_api import set_inputs, ui_to_api  # noqa: E402
 
 NODE_IDS = ["AudioTokenModelLoader", "AudioTokenEncode", "AudioTokenTextEncode", "AudioTokenSaveEmbedding",
-            "AudioTokenBlend"]
+            "AudioTokenBlend", "AudioTokenSchedule", "AudioTokenDescribe", "AudioTokenDownloadModels"]
 WORKFLOWS = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 EXPECTED_IMAGES = {"audiotoken_long_recording_windows.json": LONG_RECORDING_WINDOWS}
+# Workflows that save one animated WEBP (listed under 'images'): how many frames it must hold.
+ANIMATED_FRAMES = {"audiotoken_sound_to_frames.json": 16}
 
 
 def shrink(prompt: dict) -> dict:
@@ -75,7 +78,28 @@ def test_example_workflow_runs(comfy_server, object_info, path: Path):
     assert len(images) == EXPECTED_IMAGES.get(path.name, 1)
     status, raw = comfy_server.request("GET", f"/view?filename={quote(images[0]['filename'])}"
                                                f"&subfolder={quote(images[0]['subfolder'])}&type=output")
-    assert status == 200 and raw[:8] == b"\x89PNG\r\n\x1a\n"
+    assert status == 200
+    if path.name in ANIMATED_FRAMES:
+        assert_animated_webp(raw, ANIMATED_FRAMES[path.name], schedule_fps(prompt))
+    else:
+        assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def schedule_fps(prompt: dict) -> float:
+    return next(n["inputs"]["fps"] for n in prompt.values() if n["class_type"] == "AudioTokenSchedule")
+
+
+def assert_animated_webp(raw: bytes, frames: int, fps: float) -> None:
+    """A real animated WEBP: decodable, one picture per scheduled frame, played at the schedule's fps."""
+    from PIL import Image
+
+    assert raw[:4] == b"RIFF" and raw[8:12] == b"WEBP", raw[:16]
+    with Image.open(io.BytesIO(raw)) as img:
+        assert img.format == "WEBP" and img.is_animated and img.n_frames == frames
+        assert img.size == (64, 64)
+        img.seek(frames - 1)
+        img.load()  # the frame's duration is read with its data
+        assert img.info.get("duration") == int(1000 / fps)
 
 
 def test_resubmission_is_served_from_cache(comfy_server, object_info):

@@ -1,0 +1,130 @@
+"""AudioTokenSchedule: AUDIO -> one token set per video frame (sound-driven prompt travel)."""
+
+from __future__ import annotations
+
+import comfy.model_management as mm
+import comfy.utils
+import torch
+from comfy_api.latest import io, ui
+
+from ..audiotoken_core.schedule import ALIGNS, ScheduledTokens, encode_schedule
+from . import host_compat
+from .encode import MAX_WINDOW_S, _unpack_audio, rows_per_pass
+from .types import CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, KeyframeTokens
+
+DEFAULT_FPS = 8.0
+DEFAULT_HOP_S = 0.5
+DEFAULT_WINDOW_S = 2.0
+
+
+class AudioTokenSchedule(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="AudioTokenSchedule",
+            display_name="AudioToken Schedule",
+            category=CATEGORY,
+            description=("Turns a recording into one audio token set per video frame, for animation: frame f shows "
+                         "the sound at start + f / fps. BEATs listens once per keyframe (every hop seconds, "
+                         "whatever the fps) and frames in between are blended from their two keyframes."),
+            inputs=[
+                AudioTokenModelType.Input("audiotoken_model", tooltip="From AudioToken Model Loader."),
+                io.Audio.Input("audio", tooltip="One recording, e.g. the soundtrack from Load Audio. Any sample "
+                                                "rate and channel count; a batch of several sounds is refused."),
+                io.Float.Input("fps", default=DEFAULT_FPS, min=0.1, max=240.0, step=0.5, round=0.001,
+                               tooltip="Frames per second of the video you will make. Use the same value in the "
+                                       "node that saves or combines the frames."),
+                io.Int.Input("frames", default=0, min=0, max=100000,
+                             tooltip="How many frames. 0 = every frame from start_seconds to the end of the "
+                                     "recording. More frames than the audio lasts is an error that says how "
+                                     "many fit."),
+                io.Float.Input("start_seconds", default=0.0, min=0.0, max=86400.0, step=0.1, round=0.001,
+                               tooltip="Time in the recording of the first frame."),
+                io.Float.Input("hop_seconds", default=DEFAULT_HOP_S, min=0.05, max=60.0, step=0.05, round=0.001,
+                               tooltip="Seconds between keyframes, where BEATs listens. Smaller follows quick "
+                                       "changes more closely and costs more (about duration / hop windows); "
+                                       "the frame rate does not change the cost."),
+                io.Float.Input("window_seconds", default=DEFAULT_WINDOW_S, min=0.1, max=MAX_WINDOW_S, step=0.5,
+                               round=0.001,
+                               tooltip="How much sound each keyframe hears. Short windows react fast; 10 s is "
+                                       "what the official embedder was trained on (steadier, slower to react). "
+                                       "Windows are slid inside the recording at its ends. At most "
+                                       f"{MAX_WINDOW_S:g} s, as in AudioToken Encode."),
+                io.Combo.Input("align", options=list(ALIGNS), default=ALIGNS[0],
+                               tooltip="centred: a keyframe hears window_seconds around its time (reacts a "
+                                       "little before a sound starts). trailing: only the window_seconds "
+                                       "before it (reacts after, like a listener)."),
+                io.Float.Input("smoothing", default=0.0, min=0.0, max=60.0, step=0.05, round=0.001,
+                               tooltip="Gaussian smoothing of the keyframe tokens over time, sigma in seconds. "
+                                       "0 = off. More smoothing means less flicker between frames but a slower "
+                                       "reaction to a change in the sound."),
+            ],
+            outputs=[
+                AudioTokensType.Output(display_name="AUDIO_TOKENS",
+                                       tooltip="One token set per frame (batch = frames), for AudioToken Text "
+                                               "Encode; it also carries the keyframes, so Text Encode can encode "
+                                               "once per keyframe and blend."),
+                io.Int.Output(display_name="frames",
+                              tooltip="The number of frames: connect it to Empty Latent Image's batch_size for "
+                                      "one image per frame."),
+                io.Float.Output(display_name="loudness", is_output_list=True,
+                                tooltip="Loudness of each frame (RMS over one frame of sound), 0 = silent, 1 = "
+                                        "the loudest frame, as a list of one FLOAT per frame. A node taking a "
+                                        "single FLOAT runs once per frame with that frame's value; nodes that "
+                                        "accept lists get the whole curve."),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, align=None):
+        # V3 combos are not checked by the host; only the inputs named here skip its min/max checks.
+        if align is not None and align not in ALIGNS:
+            return f"align must be one of {', '.join(ALIGNS)}, got '{align}'"
+        return True
+
+    @classmethod
+    def execute(cls, audiotoken_model, audio, fps=DEFAULT_FPS, frames=0, start_seconds=0.0,
+                hop_seconds=DEFAULT_HOP_S, window_seconds=DEFAULT_WINDOW_S, align=ALIGNS[0],
+                smoothing=0.0) -> io.NodeOutput:
+        host_compat.require("encode")
+        waveform, sample_rate = _unpack_audio(audio)
+        # As AudioTokenModel.encode does: the pair is small and plain nn layers cannot be partially loaded.
+        mm.load_models_gpu([audiotoken_model.patcher], force_full_load=True)
+        result = encode_schedule(audiotoken_model.tokenizer, waveform, sample_rate, fps=float(fps),
+                                 n_frames=int(frames), start_s=float(start_seconds), hop_s=float(hop_seconds),
+                                 window_s=float(window_seconds), align=align, smoothing_s=float(smoothing),
+                                 batch_windows=rows_per_pass(window_seconds), progress=_progress_bar())
+        tokens = schedule_tokens(result, info={
+            "mode": "schedule", "fps": float(fps), "frames": result.schedule.n_frames,
+            "keyframes": result.schedule.n_keys, "start_seconds": float(start_seconds),
+            "hop_seconds": float(hop_seconds), "window_seconds": float(window_seconds), "align": align,
+            "smoothing_seconds": float(smoothing), "sounds": 1,
+            "embedder": audiotoken_model.embedder_name, "audio_encoder": audiotoken_model.encoder_name,
+        })
+        return io.NodeOutput(tokens, tokens.batch_size, result.loudness.tolist(),
+                             ui=ui.PreviewText(summary(result, float(start_seconds), float(smoothing))))
+
+
+def schedule_tokens(result: ScheduledTokens, info: dict) -> AudioTokens:
+    """Per-frame AudioTokens that also carry their keyframes (float32, CPU, as every AUDIO_TOKENS value)."""
+    keys = {name: t.detach().to("cpu", torch.float32) for name, t in result.keyframes.items()}
+    per_frame = {name: result.schedule.interpolate(t) for name, t in keys.items()}
+    return AudioTokens(per_frame, info=info, keyframes=KeyframeTokens(keys, result.schedule))
+
+
+def summary(result: ScheduledTokens, start_s: float, smoothing_s: float) -> str:
+    s = result.schedule
+    smoothing = f", smoothed over {smoothing_s:g} s" if smoothing_s > 0 else ""
+    return (f"{s.n_frames} frames at {s.fps:g} fps ({s.n_frames / s.fps:.2f} s from {start_s:g} s); "
+            f"{s.n_keys} keyframes every {s.hop_s:g} s, {s.window_s:g} s {s.align} windows{smoothing}")
+
+
+def _progress_bar():
+    bar = comfy.utils.ProgressBar(1)
+
+    def progress(done, total):
+        # Also an interruption point: the server's progress hook raises when Cancel was pressed.
+        bar.update_absolute(done, total)
+        mm.throw_exception_if_processing_interrupted()
+
+    return progress

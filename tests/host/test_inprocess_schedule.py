@@ -1,0 +1,107 @@
+"""AudioToken Schedule called in-process: one token set per frame, keyframes for Text Encode, loudness, errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from host_env import COMFYUI_PATH, SKIP_REASON
+
+if not COMFYUI_PATH:
+    pytest.skip(SKIP_REASON, allow_module_level=True)
+
+pytestmark = [pytest.mark.host]
+
+import torch  # noqa: E402
+
+from host_assets import BEATS, EMBEDDER  # noqa: E402
+from inprocess import pack_module, small_sd1_clip  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def folders(host_assets, tmp_path_factory):
+    import folder_paths
+
+    pack_module("extension")  # registers models/audiotoken
+    embeddings = tmp_path_factory.mktemp("embeddings")
+    folder_paths.add_model_folder_path("audiotoken", str(host_assets["audiotoken"]), is_default=True)
+    folder_paths.add_model_folder_path("audio_encoders", str(host_assets["audio_encoders"]), is_default=True)
+    return {"embeddings": embeddings, **host_assets}
+
+
+@pytest.fixture(scope="module")
+def model(folders):
+    return pack_module("model_loader").AudioTokenModelLoader.execute(EMBEDDER, BEATS, "auto")[0]
+
+
+def sound(seconds: float = 3.0, rate: int = 44100, channels: int = 2, batch: int = 1) -> dict:
+    g = torch.Generator().manual_seed(0)
+    return {"waveform": torch.randn(batch, channels, int(seconds * rate), generator=g) * 0.1, "sample_rate": rate}
+
+
+def schedule(model, audio, **kw):
+    node = pack_module("schedule").AudioTokenSchedule
+    return node.execute(model, audio, **{"fps": 8.0, "frames": 0, "window_seconds": 1.0, **kw})
+
+
+def test_audio_tokens_have_one_row_per_frame_and_carry_the_keyframes(model):
+    out = schedule(model, sound(3.0))
+    tokens, frames, loudness = out[0], out[1], out[2]
+    assert frames == tokens.batch_size == 24  # 3 s at 8 fps
+    assert tokens.tokens["l"].shape == (24, 1, 768) and tokens.tokens["l"].dtype == torch.float32
+    assert tokens.tokens["l"].device.type == "cpu" and torch.isfinite(tokens.tokens["l"]).all()
+    keys = tokens.keyframes
+    assert keys.schedule.n_frames == 24 and keys.schedule.n_keys == 7  # every 0.5 s up to the 2.875 s frame
+    assert keys.tokens["l"].shape == (7, 1, 768) and keys.tokens["l"].device.type == "cpu"
+    torch.testing.assert_close(tokens.tokens["l"], keys.schedule.interpolate(keys.tokens["l"]))
+    assert len(loudness) == 24 and all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in loudness)
+    assert max(loudness) == pytest.approx(1.0)
+    text = out.ui.as_dict()["text"][0]
+    assert "24 frames at 8 fps" in text and "7 keyframes every 0.5 s" in text
+    assert tokens.info["mode"] == "schedule" and tokens.info["frames"] == 24
+
+
+def test_frames_start_and_errors(model):
+    tokens, frames = schedule(model, sound(3.0), frames=8, start_seconds=1.0)[:2]
+    assert frames == tokens.batch_size == 8
+    with pytest.raises(ValueError, match="16 frames fit"):
+        schedule(model, sound(3.0), frames=20, start_seconds=1.0)
+    with pytest.raises(ValueError, match="holds 2 sounds"):
+        schedule(model, sound(3.0, batch=2))
+    with pytest.raises(ValueError, match="empty"):
+        schedule(model, {"waveform": torch.zeros(1, 1, 0), "sample_rate": 44100})
+    node = pack_module("schedule").AudioTokenSchedule
+    assert "align must be one of centred, trailing" in node.validate_inputs(align="center")
+    assert node.validate_inputs(align="trailing") is True
+
+
+def test_schema_has_tooltips_and_a_float_list_output():
+    schema = pack_module("schedule").AudioTokenSchedule.define_schema()
+    assert schema.category == "conditioning/audiotoken" and schema.display_name == "AudioToken Schedule"
+    assert all(i.tooltip for i in schema.inputs) and all(o.tooltip for o in schema.outputs)
+    assert [o.is_output_list for o in schema.outputs] == [False, False, True]
+
+
+def test_text_encode_makes_one_conditioning_per_frame(model, folders):
+    node = pack_module("text_encode").AudioTokenTextEncode
+    tokens, frames = schedule(model, sound(2.0, rate=16000, channels=1), frames=6, smoothing=0.5)[:2]
+    clip = small_sd1_clip([str(folders["embeddings"])])
+    cond = node.execute(clip, tokens, "a photo of <audio>")[0]
+    assert cond[0][0].shape == (frames, 77, 768) and cond[0][1]["pooled_output"].shape == (frames, 768)
+
+
+def test_progress_is_reported_and_cancel_interrupts(model):
+    import comfy.model_management as mm
+    import comfy.utils
+
+    calls = []
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: calls.append((value, total)))
+    try:
+        schedule(model, sound(6.0, rate=16000, channels=1))  # 11 distinct 1 s windows: chunks of 8, then 11
+        assert calls[-1] == (11, 11) and len(calls) >= 2
+        mm.interrupt_current_processing(True)
+        with pytest.raises(mm.InterruptProcessingException):
+            schedule(model, sound(6.0, rate=16000, channels=1))
+        assert not mm.processing_interrupted()
+    finally:
+        mm.interrupt_current_processing(False)
+        comfy.utils.set_progress_bar_global_hook(None)
