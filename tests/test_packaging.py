@@ -153,3 +153,5 @@ def test_wheel_layout_from_the_pack(shipped, tmp_path):
     assert sorted(p.name for p in lib.iterdir()) == ["audiotoken_core", "audiotoken_train"]
     for module in ("cli.py", "__main__.py", "data/pairs.py", "evaluate/run.py"):
         assert (lib / "audiotoken_train" / module).is_file(), module
+    # Data read at run time must be installed with the code.
+    assert (lib / "audiotoken_core" / "data" / "audioset_labels.csv").is_file()

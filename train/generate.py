@@ -1,7 +1,11 @@
 """Images from sounds outside ComfyUI, with the same weights the nodes use.
 
-    python -m train.generate --audio dog.wav --prompt "a photo of <audio>" \
-        --base-model models/sd15 --embedder audiotoken-embedder.safetensors --beats BEATs.pt --out out/
+    python -m train.generate --audio dog.wav --prompt "a photo of <audio>" --out out/
+
+Without --base-model, --embedder and --beats it uses the official files (SD 1.5 as a diffusers folder, the
+official Embedder, BEATs) from a cache folder (--cache-dir, $AUDIOTOKEN_CACHE, default ~/.cache/audiotoken) and
+downloads the missing ones first, each verified before use (--no-download: list them instead). A missing path
+given explicitly is downloaded too when its name is one of the official files.
 
 Conditioning is built by our own injection (tokens written at the placeholder of the prompt) and passed
 to the diffusers pipeline as `prompt_embeds`; the unconditional branch is the empty prompt, as in the
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -64,7 +69,8 @@ class AudioImageGenerator:
 
         problems = missing_files(base_model, embedder_path, beats_path, base_config)
         if lora is not None and not Path(lora).is_file():
-            problems.append(f"LoRA: {lora} not found (audiotoken-lora.safetensors from the training output folder)")
+            problems.append(f"LoRA: {lora} not found (audiotoken-lora.safetensors from the training output folder, "
+                            "or the official lora_layers_learned_embeds.bin: --lora official)")
         if problems:
             raise MissingModelError("missing model files:\n  - " + "\n  - ".join(problems))
         base = load_base_model(base_model, base_config)
@@ -190,15 +196,34 @@ class AudioImageGenerator:
                          seeds, steps, guidance, height, width)
 
 
+# option -> (official file or folder in the cache, its kind in audiotoken_core.sources)
+OFFICIAL_FILES = {"base_model": ("stable-diffusion-v1-5", "base_model"), "embedder": ("embedder_learned_embeds.bin", "embedder"),
+                  "beats": ("BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt", "audio_encoder"),
+                  "lora": ("lora_layers_learned_embeds.bin", "lora")}
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get("AUDIOTOKEN_CACHE"):
+        return Path(os.environ["AUDIOTOKEN_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "audiotoken"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train.generate", description=__doc__.split("\n\n")[0])
     p.add_argument("--audio", nargs="+", required=True, help="sound or video file(s)")
     p.add_argument("--prompt", default="a photo of <audio>", help="must contain <audio> (or <*>)")
-    p.add_argument("--base-model", required=True, help="diffusers folder or single-file checkpoint")
+    p.add_argument("--base-model", help="diffusers folder or single-file checkpoint (default: SD 1.5 in the cache)")
     p.add_argument("--base-config", help="diffusers config folder for a single-file checkpoint")
-    p.add_argument("--embedder", required=True, help="audiotoken-embedder.safetensors or embedder_learned_embeds.bin")
-    p.add_argument("--beats", required=True, help="BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt")
-    p.add_argument("--lora", help="audiotoken-lora.safetensors (if trained with --lora)")
+    p.add_argument("--embedder", help="audiotoken-embedder.safetensors or embedder_learned_embeds.bin "
+                                      "(default: the official one in the cache)")
+    p.add_argument("--beats", help="BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt (default: in the cache)")
+    p.add_argument("--lora", help="UNet LoRA: ours (audiotoken-lora.safetensors), the official "
+                                  "lora_layers_learned_embeds.bin ('official': from the cache), ComfyUI/kohya or peft "
+                                  "files. Off by default: the paper trains only the Embedder")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="where the official files are kept (default: $AUDIOTOKEN_CACHE or ~/.cache/audiotoken)")
+    p.add_argument("--download", action=argparse.BooleanOptionalAction, default=True,
+                   help="fetch missing official files, verified before use (--no-download: list them and stop)")
     p.add_argument("--out", default="generated", help="output folder")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--steps", type=int, default=30)
@@ -212,21 +237,79 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def model_paths(args) -> dict[str, Path | None]:
+    """The four model locations: as given, or the official files in the cache folder."""
+    cache = args.cache_dir or default_cache_dir()
+    paths = {role: Path(getattr(args, role)) if getattr(args, role) else cache / OFFICIAL_FILES[role][0]
+             for role in ("base_model", "embedder", "beats")}
+    official_lora = cache / OFFICIAL_FILES["lora"][0]
+    paths["lora"] = None if not args.lora else official_lora if args.lora == "official" else Path(args.lora)
+    return paths
+
+
+def _is_missing(role: str, path: Path, base_config: str | None) -> bool:
+    from .models import missing_base_files
+
+    # huggingface_hub writes each file whole (a temp name, then renamed): a folder that looks complete is complete
+    return bool(missing_base_files(path, base_config)) if role == "base_model" else not path.is_file()
+
+
+def fetch_missing(paths: dict[str, Path | None], base_config: str | None, download: bool) -> dict[str, str]:
+    """Downloads the missing official files (when allowed); returns {option: what to put where} for those
+    still missing. Paths that are not official files are left to `missing_files`."""
+    from audiotoken_core import download as dl
+    from audiotoken_core import sources
+
+    left = {}
+    for role, path in paths.items():
+        if path is None or not _is_missing(role, path, base_config):
+            continue
+        source = sources.find(path.name)
+        if source is None or source.kind != OFFICIAL_FILES[role][1]:
+            continue
+        if not download:
+            left[role] = dl.where_to_put(source, path) + " (or run without --no-download to fetch it)"
+        elif source.hf_repo:
+            dl.fetch_snapshot(source, path.parent)
+        else:
+            bar = dl.ConsoleProgress(source.name)
+            try:
+                dl.fetch(source, path.parent, progress=bar)
+            finally:
+                bar.close()
+    return left
+
+
 def main(argv=None) -> int:
+    from audiotoken_core.download import DownloadError
+
     from .data.decode import DecodeError, decode_audio
     from .models import MissingModelError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    problems = missing_files(args.base_model, args.embedder, args.beats, args.base_config)
-    problems += [f"audio file {a} not found" for a in args.audio if not Path(a).is_file()]
+    for chatty in ("httpx", "httpx2", "huggingface_hub"):  # one line per HTTP request drowns the progress bars
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    missing_audio = [f"audio file {a} not found" for a in args.audio if not Path(a).is_file()]
+    paths = model_paths(args)
+    try:
+        # a mistyped sound must not cost gigabytes first: then the missing models are only listed
+        official = fetch_missing(paths, args.base_config, args.download and not missing_audio)
+    except DownloadError as exc:
+        print(f"cannot download: {exc}", file=sys.stderr)
+        return 2
+    given = [None if role in official else str(paths[role]) for role in ("base_model", "embedder", "beats")]
+    problems = missing_audio + list(official.values()) + missing_files(*given, args.base_config)
+    if paths["lora"] is not None and "lora" not in official and not paths["lora"].is_file():
+        problems.append(f"LoRA: {paths['lora']} not found (--lora official fetches the official one)")
     if problems:
         print("cannot generate; missing files:\n  - " + "\n  - ".join(problems), file=sys.stderr)
         return 2
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
     try:
-        gen = AudioImageGenerator.from_files(args.base_model, args.embedder, args.beats, args.device, dtype,
-                                             base_config=args.base_config, lora=args.lora)
+        gen = AudioImageGenerator.from_files(str(paths["base_model"]), str(paths["embedder"]), str(paths["beats"]),
+                                             args.device, dtype, base_config=args.base_config,
+                                             lora=str(paths["lora"]) if paths["lora"] else None)
     except (MissingModelError, ValueError) as exc:
         print(f"cannot load models: {exc}", file=sys.stderr)
         return 2

@@ -73,7 +73,8 @@ def comfy_server(host_assets, tmp_path_factory):
         f"  base_path: {host_assets['checkpoints'].parent}\n"
         "  checkpoints: checkpoints\n"
         "  audio_encoders: audio_encoders\n"
-        "  audiotoken: audiotoken\n")
+        "  audiotoken: audiotoken\n"
+        "  loras: loras\n")
     server = ComfyServer(COMFYUI_PATH, base, yaml_path).start()
     yield server
     server.stop()

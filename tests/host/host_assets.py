@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import struct
 import wave
 from pathlib import Path
@@ -48,7 +49,7 @@ def build_assets(root: Path) -> dict[str, Path]:
     from factories.comfy import write_tiny_sd15_checkpoint
     from factories.embedder import write_tiny_embedder, write_tiny_official_embedder
 
-    dirs = {name: root / name for name in ("checkpoints", "audio_encoders", "audiotoken", "audio")}
+    dirs = {name: root / name for name in ("checkpoints", "audio_encoders", "audiotoken", "loras", "audio")}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]):
@@ -57,6 +58,10 @@ def build_assets(root: Path) -> dict[str, Path]:
         write_tiny_official_beats(dirs["audio_encoders"] / NARROW_BEATS, layers=12, dim=32, heads=4, seed=1)
         write_tiny_official_embedder(dirs["audiotoken"] / EMBEDDER, in_dim=3 * BEATS_DIM, out_dim=768)
         write_tiny_embedder(dirs["audiotoken"] / SD2_EMBEDDER, in_dim=3 * BEATS_DIM, widths={"h": 1024})
+    # The official LoRA itself (3.3 MB, committed): the LoRA example workflow loads it by its real name.
+    from factories.official import LORA
+
+    shutil.copy(LORA, dirs["loras"] / LORA.name)
     # Not a model: must stay out of the loader's list once our extensions are merged with the yaml's entry.
     (dirs["audiotoken"] / "notes.txt").write_text("not a model\n")
     for name, spec in AUDIO_FILES.items():

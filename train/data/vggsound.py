@@ -1,17 +1,35 @@
 """VGGSound layout: `vggsound.csv` (ytid, start, label, split; no header in the official file) and
 video clips named `<ytid>_<startms>_<endms>`, `<ytid>_<start:06d>` or `<ytid>`, with optional
-pre-extracted audio of the same stem (`audio/` folder)."""
+pre-extracted audio of the same stem (`audio/` folder).
+
+On the train split the official AudioToken filters apply by default, as in the official loader: the clips
+whose sound and picture do not match and those with poor pictures (`unmatch_videos.txt` and
+`low_quality_videos.txt` here, plain-text copies of the official pickles; see README.md).
+`AUDIOTOKEN_OFFICIAL_FILTERS=0` turns them off; the dataset's `left_out` counts what each removed, and the
+training log shows it.
+"""
 
 from __future__ import annotations
 
 import csv
+import functools
+import io
+import logging
+import os
+import pickle
 import re
 from pathlib import Path
 
-from .clip import AUDIO_SUFFIXES, VIDEO_SUFFIXES, Clip, ClipDataset
+from .clip import AUDIO_SUFFIXES, VIDEO_SUFFIXES, Clip, ClipDataset, read_id_list
+
+log = logging.getLogger(__name__)
 
 YTID_LEN = 11
 CLIP_SECONDS = 10.0
+FILTERS_ENV = "AUDIOTOKEN_OFFICIAL_FILTERS"
+FILTERS_DIR = Path(__file__).parent  # shipped as package data next to this module
+# left_out key -> list file: the official loader's --filter_unmatch_videos and --filter_low_quality_imgs
+OFFICIAL_FILTERS = {"official_unmatched": "unmatch_videos.txt", "official_low_quality": "low_quality_videos.txt"}
 _VIDEO_DIRS = ("video", "videos", "vid", "clips", ".")
 _AUDIO_DIRS = ("audio", "audios", "wav")
 
@@ -81,7 +99,46 @@ def _key(ytid: str, start: float | None) -> tuple[str, float | None]:
     return ytid, None if start is None else round(float(start), 3)
 
 
-def open_vggsound(spec: Path, split: str | None = None) -> ClipDataset:
+def filters_enabled(requested: bool | None = None) -> bool:
+    """An explicit choice wins; otherwise on unless AUDIOTOKEN_OFFICIAL_FILTERS is 0/off/false/no."""
+    if requested is not None:
+        return bool(requested)
+    return os.environ.get(FILTERS_ENV, "1").strip().lower() not in ("0", "off", "false", "no")
+
+
+@functools.lru_cache(maxsize=1)
+def official_filter_ids() -> dict[str, frozenset[str]]:
+    """The official id lists by left_out key (read once per process: 90 k ids)."""
+    missing = [name for name in OFFICIAL_FILTERS.values() if not (FILTERS_DIR / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"the official VGGSound filter lists {', '.join(missing)} are missing from "
+                                f"{FILTERS_DIR} (an install without the trainer's data files): reinstall, or set "
+                                f"{FILTERS_ENV}=0 to train without them")
+    return {key: frozenset(read_id_list(FILTERS_DIR / name)) for key, name in OFFICIAL_FILTERS.items()}
+
+
+def read_id_pickle(path: str | os.PathLike) -> list[str]:
+    """A pickled list of ids (the official `constants/*.pkl`), read without running anything from it.
+
+    Every global is refused, so only plain lists, strings and numbers load; this is how the two `.txt` lists
+    here were made.
+    """
+    class _NoGlobals(pickle.Unpickler):
+        def find_class(self, module, name):
+            raise pickle.UnpicklingError(f"{Path(path).name}: refusing the pickle global {module}.{name}")
+
+    with open(path, "rb") as f:
+        ids = _NoGlobals(io.BytesIO(f.read())).load()
+    if not isinstance(ids, (list, tuple, set, frozenset)) or not all(isinstance(x, str) for x in ids):
+        raise ValueError(f"{Path(path).name}: expected a list of id strings, found {type(ids).__name__}")
+    return list(ids)
+
+
+def _filtered_by(ytid: str, filters: dict[str, frozenset[str]]) -> str | None:
+    return next((key for key, ids in filters.items() if ytid in ids), None)
+
+
+def open_vggsound(spec: Path, split: str | None = None, official_filters: bool | None = None) -> ClipDataset:
     csv_path = find_csv(spec)
     if csv_path is None:
         raise FileNotFoundError(f"{spec}: no vggsound.csv")
@@ -91,9 +148,16 @@ def open_vggsound(spec: Path, split: str | None = None) -> ClipDataset:
     audios = _index_media(root, _AUDIO_DIRS, AUDIO_SUFFIXES)
     clips: list[Clip] = []
     missing = other_split = 0
+    # the official loader filters its train set only; test clips are all scored
+    filters = official_filter_ids() if split == "train" and filters_enabled(official_filters) else {}
+    removed = dict.fromkeys(OFFICIAL_FILTERS, 0)
     for ytid, start, label, row_split in rows:
         if split and row_split and row_split != split:
             other_split += 1
+            continue
+        reason = _filtered_by(ytid, filters)
+        if reason:
+            removed[reason] += 1
             continue
         video = videos.get(_key(ytid, start))
         offset = 0.0  # clip-cut files start at the clip
@@ -116,4 +180,16 @@ def open_vggsound(spec: Path, split: str | None = None) -> ClipDataset:
             )
         )
     left_out = {"missing_files": missing, "other_split": other_split, "malformed_csv_rows": bad}
+    if split == "train":
+        _log_filters(filters, removed)
+        left_out.update(removed if filters else {})
     return ClipDataset(clips, str(csv_path), "vggsound", left_out)
+
+
+def _log_filters(filters: dict, removed: dict[str, int]) -> None:
+    if not filters:
+        log.info("official VGGSound filters are off (%s=0): no clips removed by them", FILTERS_ENV)
+        return
+    log.info("official VGGSound filters removed %d clips: %d with unmatched sound and picture, %d with low picture "
+             "quality (%s=0 turns them off)", sum(removed.values()), removed["official_unmatched"],
+             removed["official_low_quality"], FILTERS_ENV)

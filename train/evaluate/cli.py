@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--embedder", help="embedder weights (official .bin or our .safetensors)")
     g.add_argument("--beats", help="BEATs checkpoint (.pt or .safetensors)")
     g.add_argument("--base-config", help="diffusers config folder when --base-model is a single-file checkpoint")
-    g.add_argument("--lora", help="LoRA weights trained with the embedder (audiotoken-lora.safetensors)")
+    g.add_argument("--lora", help="UNet LoRA to score with: ours (audiotoken-lora.safetensors), the official "
+                                  "lora_layers_learned_embeds.bin, ComfyUI/kohya or peft files. Leave it out to score "
+                                  "without (the paper's setting); use another --out for each, results.md says which")
     g.add_argument("--dtype", default=d.dtype, choices=["float16", "bfloat16", "float32"])
     g = p.add_argument_group("scoring models (local files only)")
     g.add_argument("--clip-b32", help=f"transformers folder of {enc.CLIP_B32_SOURCE} (AIS)")

@@ -88,6 +88,7 @@ def markdown_report(report: dict, per_class_limit: int = 40) -> str:
         "AIS/IIS: fraction of other clips' references that score lower than the clip's own (0.5 = chance). "
         "— = not defined for that row.",
         "",
+        *([_lora_line(report), ""] if report.get("generator") else []),
         markdown_table(report),
         "",
     ]
@@ -97,6 +98,14 @@ def markdown_report(report: dict, per_class_limit: int = 40) -> str:
         if len(classes) > per_class_limit:
             parts += [f"(best and worst {per_class_limit} of {len(classes)} classes; all in per_class_aic.csv)", ""]
     return "\n".join(parts)
+
+
+def _lora_line(report: dict) -> str:
+    # Scores with and without a UNet LoRA are different experiments; the report says which this is.
+    lora = (report.get("generator") or {}).get("lora")
+    if lora:
+        return f"UNet LoRA: `{lora}` (the paper's results use none)."
+    return "UNet LoRA: none (the paper's setting: only the Embedder is trained)."
 
 
 def write_markdown(path: Path, report: dict) -> None:
