@@ -5,10 +5,11 @@ from __future__ import annotations
 import comfy.model_management as mm
 import comfy.utils
 import torch
-from comfy_api.latest import io
+from comfy_api.latest import io, ui
 
 from ..audiotoken_core.pipeline import MODES
 from . import host_compat
+from .heard import heard_words
 from .types import CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType
 
 DEFAULT_WINDOW_S = 10.0
@@ -81,12 +82,17 @@ class AudioTokenEncode(io.ComfyNode):
         tokens = _encode_in_bounded_passes(audiotoken_model, waveform, sample_rate, progress,
                                            offset_s=float(start_seconds), duration_s=float(window_seconds),
                                            mode=mode)
+        rows = next(iter(tokens.values())).shape[0]
+        # Words for the text encoders no token fits (Text Encode's word route), and the preview.
+        words, heard = heard_words(audiotoken_model, waveform, sample_rate, mode, float(start_seconds),
+                                   float(window_seconds), rows, rows_per_pass(window_seconds))
         result = AudioTokens(tokens, info={
             "mode": mode, "start_seconds": float(start_seconds), "window_seconds": float(window_seconds),
             "sounds": int(waveform.shape[0]) if waveform.ndim == 3 else 1,
             "embedder": audiotoken_model.embedder_name, "audio_encoder": audiotoken_model.encoder_name,
+            **({"words": words} if words else {}),
         })
-        return io.NodeOutput(result, result.batch_size)
+        return io.NodeOutput(result, result.batch_size, ui=ui.PreviewText(heard))
 
 
 def rows_per_pass(window_seconds: float) -> int:

@@ -76,7 +76,8 @@ def word_prompts(audio_tokens, rows: int, words: str, fallback: str, keyframes: 
     heard = audio_tokens.info.get("key_words" if keyframes else "words")
     if words == HEARD and heard and len(heard) == rows:
         shown = heard[0] if rows == 1 else f"{heard[0]} … ({rows} sets)"
-        return list(heard), f"words '{shown}' (what BEATs heard)"
+        # A row where nothing scored clearly takes the fallback text rather than nothing.
+        return [h or fallback for h in heard], f"words '{shown}' (what BEATs heard)"
     why = "" if words == FALLBACK else " (BEATs gave no labels: its checkpoint has no AudioSet head)"
     return [fallback] * rows, f"fallback text '{fallback}'{why}"
 

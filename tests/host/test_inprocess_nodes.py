@@ -80,6 +80,15 @@ def test_encode_modes_batch_and_count(model, mode, rows):
     assert torch.isfinite(tokens.tokens["l"]).all()
 
 
+@pytest.mark.parametrize("mode,rows", [("first", 2), ("windows", 6)])
+def test_encode_says_what_beats_heard_per_token_row(model, mode, rows):
+    """The tiny BEATs has an AudioSet head: one word string per token set, for Text Encode's word route."""
+    node = pack_module("encode").AudioTokenEncode
+    out = node.execute(model, audio(5.0), mode=mode, window_seconds=2.0)
+    assert len(out[0].info["words"]) == rows
+    assert out.ui.as_dict()["text"][0].startswith("Heard: ")
+
+
 def test_windows_are_sound_major_and_mean_is_their_average(model):
     wins, _ = encode(model, audio(5.0), mode="windows")
     mean, _ = encode(model, audio(5.0), mode="mean")
