@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import comfy.model_management as mm
-import comfy.utils
 from comfy_api.latest import io, ui
 
 from ..audiotoken_core.describe import MODES, classify_audio
 from ..audiotoken_core.labels import beats_classes, labels_text, parse_words, scores_text, top_labels
 from . import host_compat
-from .encode import DEFAULT_WINDOW_S, MAX_WINDOW_S, _unpack_audio, rows_per_pass
+from .progress import host_progress
+from .encode import DEFAULT_WINDOW_S, MAX_WINDOW_S, unpack_audio, rows_per_pass
 from .types import CATEGORY, AudioTokenModelType
 
 
@@ -66,10 +65,10 @@ class AudioTokenDescribe(io.ComfyNode):
     def execute(cls, audiotoken_model, audio, k=3, threshold=0.1, exclude="", mode="mean",
                 window_seconds=DEFAULT_WINDOW_S) -> io.NodeOutput:
         host_compat.require("encode")
-        waveform, sample_rate = _unpack_audio(audio)
+        waveform, sample_rate = unpack_audio(audio)
         beats = _beats_with_head(audiotoken_model)
         heard = classify_audio(beats, waveform, sample_rate, mode=mode, window_s=float(window_seconds),
-                               batch_windows=rows_per_pass(window_seconds), progress=_progress_bar())
+                               batch_windows=rows_per_pass(window_seconds), progress=host_progress())
         classes = beats_classes(beats)
         words = parse_words(exclude)
         tops = [top_labels(row, classes, int(k), float(threshold), words) for row in heard.probs]
@@ -87,20 +86,8 @@ def _beats_with_head(model):
         beats.audioset_head()
     except ValueError as exc:
         raise ValueError(f"{model.encoder_name}: {exc}.") from None
-    # As Encode does: the pair is small and plain nn layers cannot be partially loaded, so load it whole.
-    mm.load_models_gpu([model.patcher], force_full_load=True)
+    model.load()
     return beats
-
-
-def _progress_bar():
-    bar = comfy.utils.ProgressBar(1)
-
-    def progress(done, total):
-        # Also an interruption point: the server's progress hook raises when Cancel was pressed.
-        bar.update_absolute(done, total)
-        mm.throw_exception_if_processing_interrupted()
-
-    return progress
 
 
 def _preview_line(probs, top, classes, words, threshold) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import comfy.model_management as mm
-import comfy.utils
 import torch
 from comfy_api.latest import io, ui
 
 from ..audiotoken_core.pipeline import MODES
 from . import host_compat
+from .progress import host_progress
 from .heard import heard_words
 from .types import CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType
 
@@ -71,13 +70,8 @@ class AudioTokenEncode(io.ComfyNode):
     def execute(cls, audiotoken_model, audio, mode="first", start_seconds=0.0,
                 window_seconds=DEFAULT_WINDOW_S) -> io.NodeOutput:
         host_compat.require("encode")
-        waveform, sample_rate = _unpack_audio(audio)
-        bar = comfy.utils.ProgressBar(1)
-
-        def progress(done, total):
-            # Also an interruption point: the server's progress hook raises when Cancel was pressed.
-            bar.update_absolute(done, total)
-            mm.throw_exception_if_processing_interrupted()
+        waveform, sample_rate = unpack_audio(audio)
+        progress = host_progress()
 
         tokens = _encode_in_bounded_passes(audiotoken_model, waveform, sample_rate, progress,
                                            offset_s=float(start_seconds), duration_s=float(window_seconds),
@@ -120,7 +114,7 @@ def _encode_in_bounded_passes(model, waveform, sample_rate, progress, duration_s
     return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
 
 
-def _unpack_audio(audio):
+def unpack_audio(audio):
     if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
         raise ValueError("audio must be a ComfyUI AUDIO value ({'waveform': [B, C, T], 'sample_rate': int}); "
                          "connect Load Audio or another audio node")

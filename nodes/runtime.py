@@ -38,9 +38,13 @@ class AudioTokenModel:
         self.patcher = comfy.model_patcher.ModelPatcher(_Pair(beats, embedder), load_device=load_device,
                                                         offload_device=offload_device)
 
-    def encode(self, waveform, sample_rate, **kwargs) -> dict[str, torch.Tensor]:
+    def load(self) -> None:
+        """Put the pair on its compute device under the host's memory management."""
         # Plain nn layers cannot be partially loaded in low-VRAM mode, and the pair is small: load it whole.
         mm.load_models_gpu([self.patcher], force_full_load=True)
+
+    def encode(self, waveform, sample_rate, **kwargs) -> dict[str, torch.Tensor]:
+        self.load()
         tokens = self.tokenizer.encode(waveform, sample_rate, **kwargs)
         return {k: v.detach().to("cpu", torch.float32) for k, v in tokens.items()}
 

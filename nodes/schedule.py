@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import comfy.model_management as mm
-import comfy.utils
 import torch
 from comfy_api.latest import io, ui
 
 from ..audiotoken_core.schedule import ALIGNS, ScheduledTokens, encode_schedule
 from . import host_compat
-from .encode import MAX_WINDOW_S, _unpack_audio, rows_per_pass
+from .progress import host_progress
+from .encode import MAX_WINDOW_S, unpack_audio, rows_per_pass
 from .types import CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, KeyframeTokens
 
 DEFAULT_FPS = 8.0
@@ -87,13 +86,13 @@ class AudioTokenSchedule(io.ComfyNode):
                 hop_seconds=DEFAULT_HOP_S, window_seconds=DEFAULT_WINDOW_S, align=ALIGNS[0],
                 smoothing=0.0) -> io.NodeOutput:
         host_compat.require("encode")
-        waveform, sample_rate = _unpack_audio(audio)
+        waveform, sample_rate = unpack_audio(audio)
         # As AudioTokenModel.encode does: the pair is small and plain nn layers cannot be partially loaded.
-        mm.load_models_gpu([audiotoken_model.patcher], force_full_load=True)
+        audiotoken_model.load()
         result = encode_schedule(audiotoken_model.tokenizer, waveform, sample_rate, fps=float(fps),
                                  n_frames=int(frames), start_s=float(start_seconds), hop_s=float(hop_seconds),
                                  window_s=float(window_seconds), align=align, smoothing_s=float(smoothing),
-                                 batch_windows=rows_per_pass(window_seconds), progress=_progress_bar())
+                                 batch_windows=rows_per_pass(window_seconds), progress=host_progress())
         tokens = schedule_tokens(result, info={
             "mode": "schedule", "fps": float(fps), "frames": result.schedule.n_frames,
             "keyframes": result.schedule.n_keys, "start_seconds": float(start_seconds),
@@ -117,14 +116,3 @@ def summary(result: ScheduledTokens, start_s: float, smoothing_s: float) -> str:
     smoothing = f", smoothed over {smoothing_s:g} s" if smoothing_s > 0 else ""
     return (f"{s.n_frames} frames at {s.fps:g} fps ({s.n_frames / s.fps:.2f} s from {start_s:g} s); "
             f"{s.n_keys} keyframes every {s.hop_s:g} s, {s.window_s:g} s {s.align} windows{smoothing}")
-
-
-def _progress_bar():
-    bar = comfy.utils.ProgressBar(1)
-
-    def progress(done, total):
-        # Also an interruption point: the server's progress hook raises when Cancel was pressed.
-        bar.update_absolute(done, total)
-        mm.throw_exception_if_processing_interrupted()
-
-    return progress
