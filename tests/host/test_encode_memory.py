@@ -81,7 +81,7 @@ def test_split_passes_give_what_one_call_gives(tiny_model, mode, monkeypatch):
     sound = {"waveform": torch.randn(3, 1, 16000 * 45, generator=g) * 0.1, "sample_rate": 16000}
     beats, rows = tiny_model.tokenizer.beats, []
     real = beats.extract_layers
-    monkeypatch.setattr(beats, "extract_layers", lambda wave, **kw: rows.append(wave.shape[0]) or real(wave, **kw))
+    monkeypatch.setattr(beats, "extract_layers", lambda wave, *a, **kw: rows.append(wave.shape[0]) or real(wave, *a, **kw))
     tokens, count = node.execute(tiny_model, sound, mode=mode, start_seconds=0.0, window_seconds=20.0)
     assert max(rows) <= 2
     whole = tiny_model.encode(sound["waveform"], 16000, duration_s=20.0, mode=mode, batch_windows=100)
