@@ -193,9 +193,12 @@ def sniff_format(path: str | os.PathLike) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"embedder file not found: {path}")
     with open(path, "rb") as f:
-        head = f.read(8)
+        head = f.read(9)
     if not head:
         raise ValueError(f"{path.name}: the file is empty (0 bytes); download it again")
+    # safetensors first: its first byte is the header length's low byte, which can be 0x80 like a pickle's.
+    if len(head) == 9 and head[8:9] == b"{":
+        return "safetensors"
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
         return "torch"
     return "safetensors"
