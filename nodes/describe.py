@@ -9,7 +9,7 @@ from ..audiotoken_core.labels import beats_classes, labels_text, parse_words, sc
 from . import host_compat
 from .progress import host_progress
 from .encode import DEFAULT_WINDOW_S, MAX_WINDOW_S, unpack_audio, rows_per_pass
-from .types import CATEGORY, AudioTokenModelType
+from .types import CATEGORY, AudioTokenModelType, combo_problem
 
 
 class AudioTokenDescribe(io.ComfyNode):
@@ -57,8 +57,9 @@ class AudioTokenDescribe(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, mode=None):
         # The server does not check V3 combo values against their options.
-        if mode is not None and mode not in MODES:
-            return f"mode must be one of {', '.join(MODES)}, got '{mode}'"
+        problem = combo_problem("mode", mode, MODES)
+        if problem:
+            return problem
         return True
 
     @classmethod

@@ -9,7 +9,7 @@ from ..audiotoken_core.pipeline import MODES
 from . import host_compat
 from .progress import host_progress
 from .heard import heard_words
-from .types import CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType
+from .types import CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, combo_problem
 
 DEFAULT_WINDOW_S = 10.0
 # BEATs attention memory grows with the square of the window (its position bias and scores are
@@ -62,8 +62,9 @@ class AudioTokenEncode(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, mode=None):
         # Only the inputs named here skip the host's min/max checks (a **kwargs signature would skip them all).
-        if mode is not None and mode not in MODES:
-            return f"mode must be one of {', '.join(MODES)}, got '{mode}'"
+        problem = combo_problem("mode", mode, MODES)
+        if problem:
+            return problem
         return True
 
     @classmethod

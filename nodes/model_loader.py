@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from . import folders, host_compat
 from .runtime import PRECISIONS, get_model
-from .types import CATEGORY, AudioTokenModelType
+from .types import CATEGORY, AudioTokenModelType, combo_problem
 
 
 class AudioTokenModelLoader(io.ComfyNode):
@@ -46,8 +46,9 @@ class AudioTokenModelLoader(io.ComfyNode):
                 folders.resolve_beats(audio_encoder_name)
         except (FileNotFoundError, ValueError) as exc:
             return str(exc)
-        if precision is not None and precision not in PRECISIONS:
-            return f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'"
+        problem = combo_problem("precision", precision, PRECISIONS)
+        if problem:
+            return problem
         return True
 
     @classmethod

@@ -9,7 +9,8 @@ from ..audiotoken_core.schedule import ALIGNS, ScheduledTokens, encode_schedule
 from . import host_compat
 from .progress import host_progress
 from .encode import MAX_WINDOW_S, unpack_audio, rows_per_pass
-from .types import CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, KeyframeTokens
+from .types import (CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, KeyframeTokens,
+                    combo_problem)
 
 DEFAULT_FPS = 8.0
 DEFAULT_HOP_S = 0.5
@@ -77,8 +78,9 @@ class AudioTokenSchedule(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, align=None):
         # V3 combos are not checked by the host; only the inputs named here skip its min/max checks.
-        if align is not None and align not in ALIGNS:
-            return f"align must be one of {', '.join(ALIGNS)}, got '{align}'"
+        problem = combo_problem("align", align, ALIGNS)
+        if problem:
+            return problem
         return True
 
     @classmethod

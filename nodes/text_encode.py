@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io, ui
 
 from .splice import clip_encoders, describe_routes, encode_with_tokens, missing_placeholder_message
-from .types import CATEGORY, PLACEHOLDER, AudioTokensType
+from .types import CATEGORY, PLACEHOLDER, AudioTokensType, combo_problem
 
 HEARD, FALLBACK = "what BEATs heard", "fallback text"
 WORD_SOURCES = (HEARD, FALLBACK)
@@ -49,8 +49,9 @@ class AudioTokenTextEncode(io.ComfyNode):
             problem = missing_placeholder_message(text)
             if problem:
                 return problem
-        if words is not None and words not in WORD_SOURCES:
-            return f"words must be one of {', '.join(WORD_SOURCES)}, got '{words}'"
+        problem = combo_problem("words", words, WORD_SOURCES)
+        if problem:
+            return problem
         return True
 
     @classmethod

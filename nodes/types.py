@@ -19,6 +19,13 @@ CATEGORY = "conditioning/audiotoken"
 EMBEDDING_KEYS = {"l": "clip_l", "g": "clip_g", "h": "clip_h"}
 
 
+def combo_problem(name: str, value, options) -> str | None:
+    """The message for a combo value outside its options (the host does not check V3 combos), else None."""
+    if value is not None and value not in options:
+        return f"{name} must be one of {', '.join(options)}, got '{value}'"
+    return None
+
+
 @dataclass(frozen=True)
 class KeyframeTokens:
     """The keyframes behind a frame schedule's tokens, for consumers that work once per keyframe.
