@@ -1,4 +1,5 @@
-"""Loading weight files without executing code from them, with errors a user can act on."""
+"""Loading weight files without executing code from them, with errors a user can act on; writing any file
+atomically (`atomic_write`), so a crash never leaves half of one under its final name."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pickle
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -72,34 +74,49 @@ def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
         raise ValueError(f"{Path(path).name}: not a valid .safetensors file ({_first_line(str(exc))})") from exc
 
 
-def write_safetensors(
-    tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, object] | None = None
-) -> Path:
-    """Write atomically, so a crash never leaves a half-written file under the final name.
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], *, suffix: str = ".tmp",
+                 fsync: bool = True) -> Path:
+    """`write(tmp)` fills a temp file beside `path`, which then replaces `path` in one rename.
 
-    Non-string metadata values are JSON-encoded, as safetensors only stores strings.
+    A crash at any moment leaves the old file or the new one under the final name, never half of one.
+    `suffix` ends the temp name, for writers that pick the format from it (PIL: ".tmp.png").
     """
-    from safetensors.torch import save_file
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
-    # safetensors refuses shared or non-contiguous storage; a private contiguous copy of each is cheap here
-    clean = {k: v.detach().contiguous().clone() if _shares_storage(v, tensors) else v.detach().contiguous()
-             for k, v in tensors.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
+    tmp = Path(name)
     try:
-        save_file(clean, tmp, metadata=meta)
-        # mkstemp makes the file private (0600); weight files should get the usual umask-based mode
+        write(tmp)
+        if fsync:  # the rename must not reach the disk before the data it points at
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); outputs should get the usual umask-based mode
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_safetensors(
+    tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, object] | None = None
+) -> Path:
+    """Write atomically (`atomic_write`). Non-string metadata values are JSON-encoded, as safetensors
+    only stores strings."""
+    from safetensors.torch import save_file
+
+    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
+    # safetensors refuses shared or non-contiguous storage; a private contiguous copy of each is cheap here
+    clean = {k: v.detach().contiguous().clone() if _shares_storage(v, tensors) else v.detach().contiguous()
+             for k, v in tensors.items()}
+    return atomic_write(path, lambda tmp: save_file(clean, str(tmp), metadata=meta))
 
 
 def _shares_storage(t: torch.Tensor, tensors: dict[str, torch.Tensor]) -> bool:

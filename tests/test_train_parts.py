@@ -165,3 +165,49 @@ def test_batches_depend_only_on_step():
     assert not set(ranks[0]) & set(ranks[1])
     with pytest.raises(ValueError, match="fewer than one global batch"):
         StepBatches(3, 2, seed=0, world=2, stop=1)
+
+
+def test_norm_regularizer_pulls_toward_a_word_scale():
+    from train.losses import LossWeights, token_regularizer
+
+    w = LossWeights(l1=0.0, norm=0.5)
+    at_scale = {"l": torch.full((2, 1, 4), 0.5)}  # norm 1.0
+    assert float(token_regularizer(at_scale, w, {"l": 1.0})) < 1e-10
+    assert abs(float(token_regularizer({"l": torch.ones(2, 1, 4)}, w, {"l": 1.0})) - 0.5) < 1e-6  # (2 - 1)^2 * 0.5
+
+
+def test_batch_contract_and_old_dicts():
+    from train.batches import Batch, CachedInputs, Item, RawInputs, as_batch, collate
+
+    items = [Item("a", "dog", CachedInputs(torch.zeros(3, 2), torch.zeros(4, 2, 2), torch.ones(4, 2, 2))), None,
+             Item("b", None, CachedInputs(torch.ones(3, 2), torch.zeros(4, 2, 2), torch.ones(4, 2, 2)))]
+    batch = collate(items)
+    assert batch.ids == ["a", "b"] and batch.labels == ["dog", None] and batch.skipped == 1
+    assert isinstance(batch.inputs, CachedInputs) and batch.inputs.features.shape == (2, 3, 2)
+    assert collate([None]).inputs is None and len(collate([None])) == 0
+    old = as_batch({"wave": torch.zeros(2, 8), "pixels": torch.zeros(2, 3, 8, 8)})
+    assert isinstance(old.inputs, RawInputs) and len(old) == 2 and old.labels == [None, None]
+    assert as_batch(batch) is batch
+
+
+def test_optimizer_recipe_is_the_trainers():
+    from train.config import TrainConfig
+    from train.optim import build_optimization, effective_lr
+
+    cfg = TrainConfig(learning_rate=1e-5, batch_size=4, grad_accum=4, max_steps=10, lr_scheduler="cosine")
+    assert abs(effective_lr(cfg, world=2) - 3.2e-4) < 1e-12
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    opt = build_optimization(cfg, [a.parameters(), [], b.parameters()])
+    assert len(opt.optimizer.param_groups) == 2 and len(opt.params) == 4 and opt.lr == 1.6e-4
+    assert opt.optimizer.defaults["weight_decay"] == 1e-2
+
+
+def test_embedder_fits_text_encoders():
+    from audiotoken_core.prompt import check_fits, fits
+
+    assert fits({"l": 768}, "l", 768) and not fits({"l": 768}, "g", 1280) and not fits({"l": 768}, "l", 1024)
+    check_fits({"l": 768, "g": 1280}, {"l": 768})
+    with pytest.raises(ValueError, match="no token for text encoder g"):
+        check_fits({"l": 768}, {"l": 768, "g": 1280})
+    with pytest.raises(ValueError, match="its l token is 768 wide, the text encoder 1024"):
+        check_fits({"l": 768}, {"l": 1024})

@@ -197,7 +197,7 @@ def test_precompute_shards_by_process_and_resumes(world, tmp_path):
     index = merge_index(tmp_path / "c", {"t": 1}, len(ds))
     assert [c["id"] for c in index["clips"]] == [c.id for c in ds if c.id != "broken"]
     item = CachedDataset(tmp_path / "c")[(0, 0)]
-    assert item["features"].dtype == torch.float16 and item["mean"].shape == (4, 12, 16)
+    assert item.inputs.features.dtype == torch.float16 and item.inputs.mean.shape == (4, 12, 16)
     assert prepare_cache_dir(tmp_path / "c", {"t": 2}) is True  # other settings: old work is dropped
     assert not (tmp_path / "c" / "index.json").exists() and not list((tmp_path / "c").rglob("*.safetensors"))
 

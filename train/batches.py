@@ -1,15 +1,96 @@
-"""Which clips each micro-batch holds, as a pure function of (seed, micro step).
+"""What a micro-batch is (the contract between the data and `Trainer.loss`) and which clips it holds.
 
-Every epoch is a seeded permutation; micro step m of the run takes slice m of it, and process r takes
-its own part of that global batch. Nothing depends on iterator state, so a resumed run sees exactly
-the batches the interrupted run would have seen.
+A batch carries either the cache's inputs (BEATs features and the frame's latent distribution) or the raw
+inputs of the original recipe (audio window and frame pixels), never a mix; `Trainer.loss` branches on the
+type. Which clips it holds is a pure function of (seed, micro step): every epoch is a seeded permutation,
+micro step m of the run takes slice m of it, and process r takes its own part of that global batch.
+Nothing depends on iterator state, so a resumed run sees exactly the batches the interrupted run would
+have seen.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
 import torch
 
 from .data.sampling import item_rng, try_view
+
+
+@dataclass
+class CachedInputs:
+    """What the cache stores per window; tensors of one item, or stacked with a batch dimension."""
+
+    features: torch.Tensor  # [(B,) N, F] BEATs layer features, often fp16
+    mean: torch.Tensor  # [(B,) C, h, w] the frame's VAE latent distribution
+    std: torch.Tensor
+
+
+@dataclass
+class RawInputs:
+    """The original recipe's inputs, encoded by BEATs and the VAE at every step."""
+
+    wave: torch.Tensor  # [(B,) T] 16 kHz mono window
+    pixels: torch.Tensor  # [(B,) 3, H, W] in [-1, 1]
+
+
+Inputs = CachedInputs | RawInputs
+
+
+def _map(inputs: Inputs, fn: Callable[[torch.Tensor], torch.Tensor]) -> Inputs:
+    return dataclasses.replace(inputs, **{f.name: fn(getattr(inputs, f.name)) for f in dataclasses.fields(inputs)})
+
+
+@dataclass
+class Item:
+    """One clip's view, as a dataset returns it."""
+
+    id: str
+    label: str | None
+    inputs: Inputs
+
+
+@dataclass
+class Batch:
+    """One micro-batch. `inputs` is None when every clip in it was unreadable (`skipped` counts them)."""
+
+    ids: list[str]
+    labels: list[str | None]
+    inputs: Inputs | None
+    skipped: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def cached(cls, features, mean, std, labels: list[str | None] | None = None) -> "Batch":
+        """A batch made outside the data pipeline (benchmarks, tests)."""
+        n = features.shape[0]
+        return cls([str(i) for i in range(n)], list(labels or [None] * n), CachedInputs(features, mean, std))
+
+    def pin_memory(self) -> "Batch":
+        # DataLoader(pin_memory=True) calls this on custom batch types
+        if self.inputs is None:
+            return self
+        return dataclasses.replace(self, inputs=_map(self.inputs, lambda t: t.pin_memory()))
+
+
+def as_batch(batch: "Batch | Mapping") -> Batch:
+    """Accept the old string-keyed dict (`features`/`mean`/`std` or `wave`/`pixels`) from callers outside
+    train/ that have not moved to `Batch` yet (benchmarks/train_throughput.py)."""
+    if isinstance(batch, Batch):
+        return batch
+    if "features" in batch:
+        inputs: Inputs | None = CachedInputs(batch["features"], batch["mean"], batch["std"])
+    elif "wave" in batch:
+        inputs = RawInputs(batch["wave"], batch["pixels"])
+    else:
+        inputs = None
+    n = 0 if inputs is None else next(iter(vars(inputs).values())).shape[0]
+    return Batch(list(batch.get("id") or [str(i) for i in range(n)]), list(batch.get("label") or [None] * n),
+                 inputs, int(batch.get("skipped", 0)))
 
 
 class StepBatches:
@@ -28,9 +109,6 @@ class StepBatches:
 
     def __len__(self) -> int:
         return max(0, self.stop - self.start)
-
-    def epoch_of(self, micro_step: int) -> int:
-        return micro_step // self.per_epoch
 
     def batch_at(self, micro_step: int) -> list[tuple[int, int]]:
         epoch, pos = divmod(micro_step, self.per_epoch)
@@ -60,16 +138,15 @@ class RawViews(torch.utils.data.Dataset):
         view = try_view(clip, item_rng(self.seed, epoch, index), self.window_s, self.size, self.policy)
         if view is None:
             return None
-        return {"id": clip.id, "label": clip.label, "wave": view.wave, "pixels": view.pixels}
+        return Item(clip.id, clip.label, RawInputs(view.wave, view.pixels))
 
 
-def collate(items: list[dict | None]) -> dict | None:
-    """Stack tensors, keep ids/labels as lists; unreadable items (None) are dropped and counted."""
+def collate(items: list[Item | None]) -> Batch:
+    """Stack the items' tensors; unreadable items (None) are dropped and counted."""
     good = [it for it in items if it is not None]
-    out: dict = {"skipped": len(items) - len(good)}
+    skipped = len(items) - len(good)
     if not good:
-        return out
-    for key in good[0]:
-        values = [it[key] for it in good]
-        out[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values
-    return out
+        return Batch([], [], None, skipped)
+    first = good[0].inputs
+    stacked = {f.name: torch.stack([getattr(it.inputs, f.name) for it in good]) for f in dataclasses.fields(first)}
+    return Batch([it.id for it in good], [it.label for it in good], type(first)(**stacked), skipped)

@@ -22,6 +22,9 @@ from pathlib import Path
 
 import torch
 
+from audiotoken_core.safeload import atomic_write, atomic_write_text
+
+from .batches import CachedInputs, Item
 from .data.sampling import item_rng, try_view
 
 log = logging.getLogger(__name__)
@@ -34,22 +37,15 @@ def fingerprint_digest(fingerprint: dict) -> str:
 
 
 def _write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data))
 
 
 def _write_shard_atomic(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     from safetensors.torch import save_file
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"format": "audiotoken-cache"})
-    with tmp.open("rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # not write_safetensors: its private copy of views that share storage would double a shard's memory
+    clean = {k: v.contiguous() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(clean, str(tmp), metadata={"format": "audiotoken-cache"}))
 
 
 def read_index(cache_dir: str | Path) -> dict | None:
@@ -128,6 +124,69 @@ def _read_parts(parts_dir: Path) -> tuple[list[dict], set[str]]:
     return entries, skipped
 
 
+class _ShardWriter:
+    """Buffers finished windows of one process and writes them as a shard plus one line in its parts file.
+
+    The parts line is written after the shard, so a crash in between only loses work (recomputed on resume),
+    never lists a shard that is not there.
+    """
+
+    def __init__(self, cache_dir: Path, rank: int, shard_windows: int):
+        self.shards, self.rank, self.shard_windows = cache_dir / "shards", rank, shard_windows
+        self.part_path = cache_dir / "parts" / f"r{rank}.jsonl"
+        self.shard_no = len(list(self.shards.glob(f"r{rank}-*.safetensors")))
+        self.buffer: dict[str, torch.Tensor] = {}
+        self.entries: list[dict] = []
+
+    def add(self, features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, entry: dict) -> None:
+        key = str(len(self.entries))
+        self.buffer.update({f"{key}.features": features, f"{key}.mean": mean, f"{key}.std": std})
+        self.entries.append({**entry, "key": key})
+        if len(self.entries) >= self.shard_windows:
+            self.flush()
+
+    def skip(self, clip_id: str) -> None:
+        with self.part_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"skipped": clip_id}) + "\n")
+
+    def flush(self) -> None:
+        if not self.entries:
+            return
+        name = f"r{self.rank}-{self.shard_no:05d}.safetensors"
+        while (self.shards / name).exists():  # never overwrite a shard a crashed run listed
+            self.shard_no += 1
+            name = f"r{self.rank}-{self.shard_no:05d}.safetensors"
+        _write_shard_atomic(self.shards / name, self.buffer)
+        for e in self.entries:
+            e["shard"] = name
+        with self.part_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"entries": self.entries}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.shard_no += 1
+        self.buffer, self.entries = {}, []
+
+
+def _pending_jobs(dataset, parts_dir: Path, rank: int, world: int, windows_per_clip: int) -> list[tuple[int, int]]:
+    """(clip index, window number) pairs of this process that no earlier, interrupted run finished."""
+    done_entries, done_skipped = _read_parts(parts_dir)
+    done = {(e["clip_index"], e["window"]) for e in done_entries}
+    return [
+        (i, w)
+        for i in range(rank, len(dataset), world)
+        for w in range(windows_per_clip)
+        if (i, w) not in done and dataset[i].id not in done_skipped
+    ]
+
+
+def _encode_views(good: list, features_fn, vae, feature_dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The frozen work for a batch of decoded views: BEATs features and the frames' latent distribution."""
+    device, vae_dtype = next(vae.parameters()).device, next(vae.parameters()).dtype
+    feats = features_fn(torch.stack([v.wave for _, _, v in good])).to("cpu", feature_dtype)
+    dist = vae.encode(torch.stack([v.pixels for _, _, v in good]).to(device, vae_dtype)).latent_dist
+    return feats, dist.mean.float().cpu(), dist.std.float().cpu()
+
+
 @torch.no_grad()
 def precompute(
     dataset,
@@ -159,87 +218,34 @@ def precompute(
     cache_dir = Path(cache_dir)
     (cache_dir / "shards").mkdir(parents=True, exist_ok=True)
     (cache_dir / "parts").mkdir(parents=True, exist_ok=True)
-    done_entries, done_skipped = _read_parts(cache_dir / "parts")
-    done = {(e["clip_index"], e["window"]) for e in done_entries}
-    jobs = [
-        (i, w)
-        for i in range(rank, len(dataset), world)
-        for w in range(windows_per_clip)
-        if (i, w) not in done and dataset[i].id not in done_skipped
-    ]
+    jobs = _pending_jobs(dataset, cache_dir / "parts", rank, world, windows_per_clip)
     if not jobs:
         return {"windows": 0, "skipped": 0}
-    loader = torch.utils.data.DataLoader(
-        _Views(dataset, jobs, seed, window_s, size, policy),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        collate_fn=list,
-    )
-    device = next(vae.parameters()).device
-    vae_dtype = next(vae.parameters()).dtype
-    part_path = cache_dir / "parts" / f"r{rank}.jsonl"
-    shard_no = len(list((cache_dir / "shards").glob(f"r{rank}-*.safetensors")))
-    buffer: dict[str, torch.Tensor] = {}
-    entries: list[dict] = []
+    loader = torch.utils.data.DataLoader(_Views(dataset, jobs, seed, window_s, size, policy),
+                                         batch_size=batch_size, num_workers=num_workers, collate_fn=list)
+    writer = _ShardWriter(cache_dir, rank, shard_windows)
     counts = {"windows": 0, "skipped": 0}
     skipped_now: set[str] = set()
-
-    def flush():
-        nonlocal shard_no, buffer, entries
-        if not entries:
-            return
-        name = f"r{rank}-{shard_no:05d}.safetensors"
-        while (cache_dir / "shards" / name).exists():  # never overwrite a shard a crashed run listed
-            shard_no += 1
-            name = f"r{rank}-{shard_no:05d}.safetensors"
-        _write_shard_atomic(cache_dir / "shards" / name, buffer)
-        for e in entries:
-            e["shard"] = name
-        with part_path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps({"entries": entries}) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        shard_no += 1
-        buffer, entries = {}, []
-
     bar = tqdm(total=len(jobs), desc=f"precompute[{rank}]", disable=not progress, unit="win")
     for batch in loader:
-        good = [(i, w, v) for i, w, v in batch if v is not None]
-        for i, w, v in batch:
+        for i, _, v in batch:
             if v is None and dataset[i].id not in skipped_now:
                 skipped_now.add(dataset[i].id)
                 counts["skipped"] += 1
-                with part_path.open("a", encoding="utf-8") as f:
-                    f.write(json.dumps({"skipped": dataset[i].id}) + "\n")
+                writer.skip(dataset[i].id)
         bar.update(len(batch))
+        good = [(i, w, v) for i, w, v in batch if v is not None]
         if not good:
             continue
-        waves = torch.stack([v.wave for _, _, v in good])
-        feats = features_fn(waves).to("cpu", feature_dtype)
-        pixels = torch.stack([v.pixels for _, _, v in good]).to(device, vae_dtype)
-        dist = vae.encode(pixels).latent_dist
-        mean, std = dist.mean.float().cpu(), dist.std.float().cpu()
+        feats, mean, std = _encode_views(good, features_fn, vae, feature_dtype)
         for j, (i, w, v) in enumerate(good):
-            key = str(len(entries))
-            buffer[f"{key}.features"] = feats[j]
-            buffer[f"{key}.mean"] = mean[j]
-            buffer[f"{key}.std"] = std[j]
             clip = dataset[i]
-            entries.append(
-                {
-                    "clip_index": i,
-                    "window": w,
-                    "id": clip.id,
-                    "label": clip.label,
-                    "key": key,
-                    "window_start_s": round(v.window_start_s, 4),
-                    "frame_time_s": round(v.frame_time_s, 4),
-                }
-            )
+            writer.add(feats[j], mean[j], std[j], {
+                "clip_index": i, "window": w, "id": clip.id, "label": clip.label,
+                "window_start_s": round(v.window_start_s, 4), "frame_time_s": round(v.frame_time_s, 4),
+            })
             counts["windows"] += 1
-            if len(entries) >= shard_windows:
-                flush()
-    flush()
+    writer.flush()
     bar.close()
     return counts
 
@@ -284,10 +290,6 @@ class CachedDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
-    @property
-    def labels(self) -> list[str | None]:
-        return [c["label"] for c in self.clips]
-
     def _tensor(self, shard: str, key: str) -> torch.Tensor:
         from safetensors import safe_open
 
@@ -302,13 +304,8 @@ class CachedDataset(torch.utils.data.Dataset):
         clip = self.clips[index]
         rng = item_rng(self.seed, epoch, index)
         shard, k, _ = clip["windows"][int(rng.integers(len(clip["windows"])))]
-        return {
-            "id": clip["id"],
-            "label": clip["label"],
-            "features": self._tensor(shard, f"{k}.features"),
-            "mean": self._tensor(shard, f"{k}.mean"),
-            "std": self._tensor(shard, f"{k}.std"),
-        }
+        inputs = CachedInputs(*(self._tensor(shard, f"{k}.{name}") for name in ("features", "mean", "std")))
+        return Item(clip["id"], clip["label"], inputs)
 
     def __getstate__(self):
         state = dict(self.__dict__)

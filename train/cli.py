@@ -47,6 +47,7 @@ OPTIONS: dict[str, tuple[object, str]] = {
     "lambda_l1": (float, "weight of mean |token|"),
     "lambda_l2": (float, "weight of mean squared token norm"),
     "lambda_class": (float, "weight of the class loss"),
+    "lambda_norm": (float, "weight of (|token| / mean word-embedding norm - 1)^2: keeps the token at a word's scale"),
     "class_loss": (bool, "add (1 - cos(token, label word embedding))^2 where clips have labels"),
     "faithful_dropout": (bool, "validation images with the official always-on unary dropout (training always applies it)"),
     "lora": (bool, "also train a LoRA on the UNet attention layers"),

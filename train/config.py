@@ -43,6 +43,7 @@ class TrainConfig:
     lambda_l1: float = 0.01
     lambda_l2: float = 0.0
     lambda_class: float = 0.01
+    lambda_norm: float = 0.0
     class_loss: bool = False
     faithful_dropout: bool = False
     lora: bool = False

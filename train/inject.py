@@ -14,7 +14,8 @@ from contextlib import contextmanager
 
 import torch
 
-PLACEHOLDERS = ("<*>", "<audio>")
+from audiotoken_core.prompt import PLACEHOLDERS
+
 _SPLIT = re.compile("(" + "|".join(re.escape(p) for p in PLACEHOLDERS) + ")")
 
 

@@ -3,6 +3,10 @@
 Only the Embedder (and an optional UNet LoRA) trains. With the cache on (default), BEATs and the VAE run
 once in a precompute pass and a step costs Embedder + text encoder(s) + UNet; with `cache=False` every
 step decodes, runs BEATs and the VAE, as the original code does.
+
+`train` reads as the run's phases, each a function here: `setup_run` (accelerator, data, models),
+`prepare_inputs` (cache or per-step decoding), `prepare_step_models` (device, LoRA, checkpointing),
+`resume`, `train_steps` (the step loop; one optimizer step is `optimizer_step`) and `save_final`.
 """
 
 from __future__ import annotations
@@ -10,34 +14,28 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .batches import RawViews, StepBatches, collate
+from .batches import Batch, CachedInputs, RawViews, StepBatches, as_batch, collate
 from .config import TrainConfig
 from .inject import PromptEncoder, label_token_embeddings
 from .losses import LossWeights, NonFiniteLossError, diffusion_target, total_loss
+from .optim import Optimization, build_optimization
+from .precision import resolve_mixed_precision, torch_dtype
 
 log = logging.getLogger("train")
 
 EMBEDDER_FILE = "audiotoken-embedder.safetensors"
 LORA_FILE = "audiotoken-lora.safetensors"
+# settings whose change on --resume makes the run differ from an uninterrupted one
+RESUME_SENSITIVE = ("seed", "batch_size", "grad_accum", "data", "cache_windows", "learning_rate")
 
-
-def resolve_mixed_precision(requested: str, device: torch.device) -> str:
-    if requested != "auto":
-        return requested
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "no"  # CPU autocast is slower than fp32 for these models
-
-
-def _dtype(mixed: str) -> torch.dtype:
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed, torch.float32)
+__all__ = ["EMBEDDER_FILE", "LORA_FILE", "Trainer", "build_embedder", "resolve_mixed_precision", "train"]
 
 
 def step_seed(seed: int, micro_step: int, rank: int) -> int:
@@ -45,7 +43,7 @@ def step_seed(seed: int, micro_step: int, rank: int) -> int:
 
 
 class Trainer:
-    """Holds the models and computes the loss of one micro-batch; shared by `train` and the benchmark."""
+    """Holds the models and computes the loss of one micro-batch; shared by `train` and the benchmarks."""
 
     def __init__(self, config: TrainConfig, base, embedder, *, device, weight_dtype=torch.float32,
                  autocast=None, beats_tokenizer=None, rank: int = 0):
@@ -55,8 +53,10 @@ class Trainer:
         self.beats_tokenizer = beats_tokenizer  # AudioTokenizer, needed only without the cache
         self.prompts = PromptEncoder(base)
         self.ids = None
-        self.weights = LossWeights(config.lambda_l1, config.lambda_l2, config.lambda_class, config.class_loss)
+        self.weights = LossWeights(config.lambda_l1, config.lambda_l2, config.lambda_class, config.class_loss,
+                                   config.lambda_norm)
         self._label_cache: dict[tuple[str, str], tuple[torch.Tensor, bool]] = {}
+        self.word_norms = word_norms(base) if config.lambda_norm else None
 
     def _prompt_ids(self, batch: int):
         if self.ids is None or self.ids[0][0].shape[0] != batch:
@@ -80,18 +80,20 @@ class Trainer:
         return out
 
     @torch.no_grad()
-    def frozen_inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def frozen_inputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`(features, latent mean, latent std)`: from the cache, or computed now (original recipe)."""
-        if "features" in batch:
-            return (batch["features"].to(self.device, non_blocking=True),
-                    batch["mean"].to(self.device, non_blocking=True),
-                    batch["std"].to(self.device, non_blocking=True))
-        feats = self.beats_tokenizer.features(batch["wave"].to(self.device))
+        inputs = batch.inputs
+        if isinstance(inputs, CachedInputs):
+            return (inputs.features.to(self.device, non_blocking=True),
+                    inputs.mean.to(self.device, non_blocking=True),
+                    inputs.std.to(self.device, non_blocking=True))
+        feats = self.beats_tokenizer.features(inputs.wave.to(self.device))
         vae = self.base.vae
-        dist = vae.encode(batch["pixels"].to(self.device, next(vae.parameters()).dtype)).latent_dist
+        dist = vae.encode(inputs.pixels.to(self.device, next(vae.parameters()).dtype)).latent_dist
         return feats, dist.mean.float(), dist.std.float()
 
-    def loss(self, batch: dict, micro_step: int) -> tuple[torch.Tensor, dict]:
+    def loss(self, batch: Batch, micro_step: int) -> tuple[torch.Tensor, dict]:
+        batch = as_batch(batch)
         seed = step_seed(self.config.seed, micro_step, self.rank)
         torch.manual_seed(seed)  # the Embedder's training dropout draws from the global generator
         gen = torch.Generator().manual_seed(seed)
@@ -114,7 +116,14 @@ class Trainer:
                 kwargs["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": time_ids}
             pred = self.base.unet(noisy.to(self.weight_dtype), timesteps, hidden.to(self.weight_dtype), **kwargs).sample
         target = diffusion_target(sched, latents, noise, timesteps)
-        return total_loss(pred, target, tokens, self.weights, self._class_targets(batch.get("label") or [None] * bsz))
+        return total_loss(pred, target, tokens, self.weights, self._class_targets(batch.labels or [None] * bsz),
+                          self.word_norms)
+
+
+def word_norms(base) -> dict[str, float]:
+    """Mean norm of each text encoder's input word embeddings: the scale a token should have to read as a word."""
+    return {head: float(enc.get_input_embeddings().weight.detach().float().norm(dim=1).mean())
+            for head, enc in zip(base.heads, base.text_encoders)}
 
 
 def _forward_dict(embedder, feats):
@@ -174,6 +183,7 @@ def _load_trainable(state: dict[str, torch.Tensor], embedder, unet, lora: bool) 
 
 def build_embedder(config: TrainConfig, base, encoder_width: int, audio_encoder: str):
     from audiotoken_core.embedder import AudioEmbedder, EmbedderMeta, load_embedder
+    from audiotoken_core.prompt import check_fits
 
     meta = EmbedderMeta(
         audio_encoder=audio_encoder,
@@ -188,9 +198,10 @@ def build_embedder(config: TrainConfig, base, encoder_width: int, audio_encoder:
                              faithful_dropout=config.faithful_dropout)
     if config.init_embedder:
         init = load_embedder(config.init_embedder)
-        missing = set(embedder.head_names) - set(init.head_names)
-        if missing or init.in_dim != in_dim:
-            raise ValueError(f"--init-embedder {config.init_embedder} does not fit this base model/encoder")
+        check_fits(init.widths, base.widths, f"--init-embedder {config.init_embedder}")
+        if init.in_dim != in_dim:
+            raise ValueError(f"--init-embedder {config.init_embedder} does not fit this base model/encoder: it reads "
+                             f"{init.in_dim}-wide features, this audio encoder gives {in_dim}")
         for name in embedder.head_names:
             embedder.heads[name].load_state_dict(init.heads[name].state_dict())
     return embedder
@@ -219,32 +230,79 @@ def _validation_sounds(config: TrainConfig, dataset) -> list[tuple[str, torch.Te
 def _save_grid(rows: list[list], path: Path) -> "object":
     from PIL import Image
 
+    from audiotoken_core.safeload import atomic_write
+
     cols = max(len(r) for r in rows)
     w, h = rows[0][0].size
     grid = Image.new("RGB", (cols * w, len(rows) * h))
     for i, row in enumerate(rows):
         for j, img in enumerate(row):
             grid.paste(img, (j * w, i * h))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    grid.save(tmp)
-    os.replace(tmp, path)
+    atomic_write(path, grid.save, suffix=".tmp.png")  # PIL picks the format from the name
     return grid
 
 
-def train(config: TrainConfig) -> Path:
-    """Run (or resume) a training run; returns the path of the final Embedder file."""
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
+# ---------------------------------------------------------------------------------------------------------
+# the run's phases
 
+
+@dataclass
+class Run:
+    """What every phase of a run shares: settings, the process's place in it, data and models."""
+
+    config: TrainConfig
+    accelerator: object
+    mixed: str  # accelerate's precision name: no | fp16 | bf16
+    dataset: object  # train.data.ClipDataset
+    base: object  # train.models.BaseModel
+    beats: torch.nn.Module
+    embedder: torch.nn.Module
+    tokenizer: object  # AudioTokenizer(beats, embedder)
+    lora_params: list = field(default_factory=list)
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    @property
+    def rank(self) -> int:
+        return self.accelerator.process_index
+
+    @property
+    def world(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def weight_dtype(self) -> torch.dtype:
+        return torch_dtype(self.mixed)
+
+    @property
+    def out(self) -> Path:
+        return self.config.output_path
+
+
+def _accelerator(config: TrainConfig):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, PartialState
+
+    # AcceleratorState is a process-wide singleton; a second run in the same process (scripts, tests)
+    # may ask for another precision, so forget the previous run's choice (the process group stays)
+    AcceleratorState._reset_state(reset_partial_state=False)
+    cpu = not torch.cuda.is_available()
+    mixed = resolve_mixed_precision(config.mixed_precision, PartialState(cpu=cpu).device)
+    return Accelerator(mixed_precision=mixed, cpu=cpu), mixed
+
+
+def setup_run(config: TrainConfig) -> Run:
+    """Check the settings, start the accelerator, open the data and load the frozen models and the Embedder."""
     from audiotoken_core.beats import load_beats
-    from audiotoken_core.embedder import save_embedder
     from audiotoken_core.pipeline import AudioTokenizer
 
-    from . import cache as cache_mod
-    from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
     from .data import open_dataset, read_id_list
-    from .data.frames import parse_size
     from .models import MissingModelError, load_base_model
 
     config.validate()
@@ -253,81 +311,85 @@ def train(config: TrainConfig) -> Path:
             f"BEATs checkpoint {config.beats} not found: download BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt "
             "(see docs/training.md for working mirrors) and pass its path with --beats"
         )
-    out = config.output_path
-    out.mkdir(parents=True, exist_ok=True)
-    from accelerate.state import AcceleratorState, PartialState
-
-    # AcceleratorState is a process-wide singleton; a second run in the same process (scripts, tests)
-    # may ask for another precision, so forget the previous run's choice (the process group stays)
-    AcceleratorState._reset_state(reset_partial_state=False)
-    mixed = resolve_mixed_precision(config.mixed_precision, PartialState(cpu=not torch.cuda.is_available()).device)
-    accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
-    device, rank, world, main = accelerator.device, accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
-    weight_dtype = _dtype(mixed)
-    if main:
-        (out / "config.json").write_text(config.to_json())
-        log.info("device %s x%d, mixed precision %s", device, world, mixed)
-
+    config.output_path.mkdir(parents=True, exist_ok=True)
+    accelerator, mixed = _accelerator(config)
+    if accelerator.is_main_process:
+        (config.output_path / "config.json").write_text(config.to_json())
+        log.info("device %s x%d, mixed precision %s", accelerator.device, accelerator.num_processes, mixed)
     exclude: set[str] = set()
     for path in config.exclude:
         exclude |= read_id_list(path)
     dataset = open_dataset(config.data, config.split, exclude)
-    if main:
+    if accelerator.is_main_process:
         log.info("%r", dataset)
-    size = parse_size(config.frame_size)
-
     base = load_base_model(config.base_model, config.base_config)
     beats = load_beats(config.beats)
     torch.manual_seed(config.seed)  # initial Embedder weights are part of a reproducible run
     embedder = build_embedder(config, base, beats.embed_dim, Path(config.beats).stem)
-    tokenizer = AudioTokenizer(beats, embedder)
+    return Run(config, accelerator, mixed, dataset, base, beats, embedder, AudioTokenizer(beats, embedder))
 
-    # ---- frozen work: precompute once (cached) or every step (original recipe)
-    if config.cache:
-        fingerprint = cache_fingerprint(config, dataset, base.vae, config.beats)
-        cache_dir = config.cache_path
-        if not cache_mod.cache_is_valid(cache_dir, fingerprint):
-            accelerator.wait_for_everyone()  # every process has seen the old state before it changes
-            if main and cache_mod.prepare_cache_dir(cache_dir, fingerprint):
-                log.warning("cache %s was built with other settings; rebuilding it", cache_dir)
-            accelerator.wait_for_everyone()
-            beats.to(device)
-            base.vae.to(device)
-            counts = cache_mod.precompute(
-                dataset, cache_dir, tokenizer.features, base.vae, fingerprint=fingerprint,
-                window_s=config.window_seconds, size=size, policy=config.resize,
-                windows_per_clip=config.cache_windows, seed=config.seed, batch_size=config.precompute_batch,
-                feature_dtype={"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[config.cache_dtype],
-                rank=rank, world=world, num_workers=config.num_workers, progress=config.progress and main,
-            )
-            log.info("precompute[%d]: %d windows written, %d clips skipped (unreadable)", rank, counts["windows"], counts["skipped"])
-            accelerator.wait_for_everyone()
-            if main:
-                cache_mod.merge_index(cache_dir, fingerprint, len(dataset))
-            accelerator.wait_for_everyone()
-            beats.to("cpu")
-            base.vae.to("cpu")
-        data = cache_mod.CachedDataset(cache_dir, seed=config.seed)
-        if main and data.index["skipped"]:
-            log.warning("%d clips were unreadable and are left out (first: %s)", len(data.index["skipped"]),
-                        ", ".join(data.index["skipped"][:5]))
-        if config.precompute_only:
-            return cache_dir / "index.json"
-    else:
-        beats.to(device)
-        data = RawViews(dataset.clips, window_s=config.window_seconds, size=size, policy=config.resize, seed=config.seed)
 
-    # ---- models for the step
-    for module in [*base.text_encoders, base.unet]:
-        module.to(device, dtype=None if weight_dtype == torch.float32 else weight_dtype)
+def _fill_cache(run: Run, cache_dir: Path, fingerprint: dict) -> None:
+    """Precompute this process's share of the cache, then merge every share into the index."""
+    from . import cache as cache_mod
+    from .data.frames import parse_size
+
+    config, acc = run.config, run.accelerator
+    acc.wait_for_everyone()  # every process has seen the old state before it changes
+    if run.main and cache_mod.prepare_cache_dir(cache_dir, fingerprint):
+        log.warning("cache %s was built with other settings; rebuilding it", cache_dir)
+    acc.wait_for_everyone()
+    run.beats.to(run.device)
+    run.base.vae.to(run.device)
+    counts = cache_mod.precompute(
+        run.dataset, cache_dir, run.tokenizer.features, run.base.vae, fingerprint=fingerprint,
+        window_s=config.window_seconds, size=parse_size(config.frame_size), policy=config.resize,
+        windows_per_clip=config.cache_windows, seed=config.seed, batch_size=config.precompute_batch,
+        feature_dtype=torch_dtype(config.cache_dtype), rank=run.rank, world=run.world,
+        num_workers=config.num_workers, progress=config.progress and run.main,
+    )
+    log.info("precompute[%d]: %d windows written, %d clips skipped (unreadable)", run.rank, counts["windows"],
+             counts["skipped"])
+    acc.wait_for_everyone()
+    if run.main:
+        cache_mod.merge_index(cache_dir, fingerprint, len(run.dataset))
+    acc.wait_for_everyone()
+    run.beats.to("cpu")
+    run.base.vae.to("cpu")
+
+
+def prepare_inputs(run: Run) -> torch.utils.data.Dataset:
+    """The step's data: the cache (built or completed first when needed) or, without it, per-step decoding."""
+    from . import cache as cache_mod
+    from .data.frames import parse_size
+
+    config = run.config
     if not config.cache:
-        base.vae.to(device)
-    lora_params = []
+        run.beats.to(run.device)
+        return RawViews(run.dataset.clips, window_s=config.window_seconds, size=parse_size(config.frame_size),
+                        policy=config.resize, seed=config.seed)
+    fingerprint = cache_fingerprint(config, run.dataset, run.base.vae, config.beats)
+    if not cache_mod.cache_is_valid(config.cache_path, fingerprint):
+        _fill_cache(run, config.cache_path, fingerprint)
+    data = cache_mod.CachedDataset(config.cache_path, seed=config.seed)
+    skipped = data.index["skipped"]
+    if run.main and skipped:
+        log.warning("%d clips were unreadable and are left out (first: %s)", len(skipped), ", ".join(skipped[:5]))
+    return data
+
+
+def prepare_step_models(run: Run) -> None:
+    """Frozen models to the device in the step's precision; LoRA, checkpointing and compile as asked."""
+    config, base = run.config, run.base
+    for module in [*base.text_encoders, base.unet]:
+        module.to(run.device, dtype=None if run.weight_dtype == torch.float32 else run.weight_dtype)
+    if not config.cache:
+        base.vae.to(run.device)
     if config.lora:
         from .lora import add_lora
 
         torch.manual_seed(config.seed + 1)
-        lora_params = add_lora(base.unet, config.lora_rank)
+        run.lora_params = add_lora(base.unet, config.lora_rank)
     if config.gradient_checkpointing:
         base.unet.enable_gradient_checkpointing()
         for enc in base.text_encoders:
@@ -335,185 +397,251 @@ def train(config: TrainConfig) -> Path:
             (getattr(enc, "activation_checkpointing_enable", None) or enc.gradient_checkpointing_enable)()
     if config.compile:
         base.unet = torch.compile(base.unet)
-    embedder.to(device)
-    embedder.train()
+    run.embedder.to(run.device)
+    run.embedder.train()
 
-    lr = config.learning_rate
-    if config.scale_lr:
-        lr *= config.grad_accum * config.batch_size * world
-    params = [{"params": list(embedder.parameters())}]
-    if lora_params:
-        params.append({"params": lora_params})
-    optimizer = torch.optim.AdamW(params, lr=lr, betas=(config.adam_beta1, config.adam_beta2),
-                                  weight_decay=config.adam_weight_decay, eps=config.adam_epsilon)
-    from diffusers.optimization import get_scheduler
 
-    lr_scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps,
-                                 num_training_steps=config.max_steps)
-    ddp_embedder, optimizer = accelerator.prepare(embedder, optimizer)
-    if lora_params:
-        base.unet = accelerator.prepare(base.unet)
+def resume(run: Run, opt: Optimization) -> int:
+    """Load the newest checkpoint when `--resume` asks for it; returns the optimizer step to continue from."""
+    from .checkpoint import latest_checkpoint, load_checkpoint
 
-    # ---- resume
-    ckpt_root = out / "checkpoints"
-    step = 0
-    if config.resume:
-        latest = latest_checkpoint(ckpt_root)
-        if latest is None:
-            log.info("--resume: no checkpoint in %s, starting from step 0", ckpt_root)
-        else:
-            trainable, opt_state, sched_state, state = load_checkpoint(latest)
-            _load_trainable(trainable, embedder, accelerator.unwrap_model(base.unet), config.lora)
-            optimizer.load_state_dict(opt_state)
-            lr_scheduler.load_state_dict(sched_state["lr_scheduler"])
-            if sched_state.get("scaler") and accelerator.scaler is not None:
-                accelerator.scaler.load_state_dict(sched_state["scaler"])
-            step = int(state["step"])
-            log.info("resumed from %s (step %d)", latest, step)
-            before = state.get("config", {})
-            changed = [k for k in ("seed", "batch_size", "grad_accum", "data", "cache_windows", "learning_rate")
-                       if k in before and before[k] != getattr(config, k)]
-            if changed:
-                log.warning("resuming with changed settings (%s): the run will not match an uninterrupted one",
-                            ", ".join(f"{k} {before[k]!r} -> {getattr(config, k)!r}" for k in changed))
-    if step >= config.max_steps:
-        log.info("already at step %d of %d", step, config.max_steps)
+    config, acc = run.config, run.accelerator
+    root = run.out / "checkpoints"
+    latest = latest_checkpoint(root) if config.resume else None
+    if config.resume and latest is None:
+        log.info("--resume: no checkpoint in %s, starting from step 0", root)
+    if latest is None:
+        return 0
+    trainable, opt_state, sched_state, state = load_checkpoint(latest)
+    _load_trainable(trainable, run.embedder, acc.unwrap_model(run.base.unet), config.lora)
+    opt.optimizer.load_state_dict(opt_state)
+    opt.lr_scheduler.load_state_dict(sched_state["lr_scheduler"])
+    if sched_state.get("scaler") and acc.scaler is not None:
+        acc.scaler.load_state_dict(sched_state["scaler"])
+    step = int(state["step"])
+    log.info("resumed from %s (step %d)", latest, step)
+    before = state.get("config", {})
+    changed = [k for k in RESUME_SENSITIVE if k in before and before[k] != getattr(config, k)]
+    if changed:
+        log.warning("resuming with changed settings (%s): the run will not match an uninterrupted one",
+                    ", ".join(f"{k} {before[k]!r} -> {getattr(config, k)!r}" for k in changed))
+    return step
 
-    trainer = Trainer(config, base, ddp_embedder, device=device, weight_dtype=weight_dtype,
-                      autocast=accelerator.autocast, beats_tokenizer=tokenizer if not config.cache else None, rank=rank)
-    accum = config.grad_accum
-    batches = StepBatches(len(data), config.batch_size, seed=config.seed, rank=rank, world=world,
+
+def save_checkpoint_now(run: Run, opt: Optimization, step: int) -> None:
+    from .checkpoint import save_checkpoint
+
+    acc, config = run.accelerator, run.config
+    acc.wait_for_everyone()
+    if run.main:
+        sched_state = {"lr_scheduler": opt.lr_scheduler.state_dict(),
+                       "scaler": acc.scaler.state_dict() if acc.scaler is not None else None}
+        trainable = _trainable_state(run.embedder, acc.unwrap_model(run.base.unet), config.lora)
+        save_checkpoint(run.out / "checkpoints", step, trainable, opt.optimizer.state_dict(), sched_state,
+                        {"config": config.to_dict()}, keep=config.keep_checkpoints)
+    acc.wait_for_everyone()
+
+
+class StepLog:
+    """Loss parts averaged over the micro-batches since the last report, and training throughput."""
+
+    def __init__(self, run: Run, writer):
+        self.run, self.writer = run, writer
+        self.skipped_items = 0
+        self.sums: dict[str, float] = {}
+        self.n = 0
+        self.restart_clock()
+
+    def restart_clock(self) -> None:
+        """Throughput counts training only: restarted after checkpoints and validation images."""
+        self.t0, self.samples = time.perf_counter(), 0
+
+    def add(self, parts: dict[str, float]) -> None:
+        for k, v in parts.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.n += 1
+
+    def report(self, step: int, lr: float, bar) -> None:
+        avg = {k: v / self.n for k, v in self.sums.items()}
+        rate = self.samples * self.run.world / max(1e-9, time.perf_counter() - self.t0)
+        bar.set_postfix(loss=f"{avg.get('loss', float('nan')):.4f}", sps=f"{rate:.1f}")
+        skipped = f", {self.skipped_items} unreadable clips skipped" if self.skipped_items else ""
+        log.info("step %d: %s, lr %.3g, %.2f samples/s%s", step, " ".join(f"{k} {v:.5f}" for k, v in avg.items()),
+                 lr, rate, skipped)
+        if self.writer is not None:
+            for k, v in avg.items():
+                self.writer.add_scalar(f"train/{k}", v, step)
+            self.writer.add_scalar("train/lr", lr, step)
+            self.writer.add_scalar("train/samples_per_s", rate, step)
+        self.sums, self.n = {}, 0
+        self.restart_clock()
+
+
+def _tensorboard(run: Run):
+    if not (run.config.tensorboard and run.main):
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.info("tensorboard is not installed; scalars go to the log only")
+        return None
+    return SummaryWriter(str(run.out / "tensorboard"))
+
+
+def _no_sync(run: Run, ddp_embedder, last: bool) -> ExitStack:
+    """Gradients are exchanged once per optimizer step, not per micro-batch."""
+    stack = ExitStack()
+    if not last and run.world > 1:
+        for model in ([ddp_embedder, run.base.unet] if run.lora_params else [ddp_embedder]):
+            stack.enter_context(run.accelerator.no_sync(model))
+    return stack
+
+
+def micro_step(run: Run, trainer: Trainer, opt: Optimization, batch: Batch, micro: int, stats: StepLog,
+               step: int) -> bool:
+    """Forward and backward of one micro-batch; False when its loss was NaN/Inf (the step is then skipped)."""
+    acc, accum = run.accelerator, run.config.grad_accum
+    stats.skipped_items += batch.skipped
+    if batch.inputs is None:  # every clip of this micro-batch was unreadable
+        loss, parts, ok = None, {}, True
+    else:
+        loss, parts = trainer.loss(batch, micro)
+        ok = math.isfinite(parts["loss"])
+        stats.samples += len(batch)
+    if ok and loss is not None:
+        acc.backward(loss / accum)
+        stats.add(parts)
+        return True
+    if not ok:
+        log.error("non-finite loss %s at step %d (micro-batch of %s); this step is skipped",
+                  parts, step + 1, ", ".join(batch.ids[:8]))
+    # a zero backward keeps DDP's gradient exchange in step across processes
+    acc.backward(sum(p.sum() for p in opt.params) * 0.0)
+    return ok
+
+
+def optimizer_step(run: Run, opt: Optimization, bad_cycle: bool, bad_run: int, step: int) -> int:
+    """Apply the accumulated gradients, or drop them when any process saw a non-finite loss; returns the
+    number of consecutive bad steps, and stops the run when there were too many."""
+    acc, config = run.accelerator, run.config
+    if run.world > 1:
+        bad_cycle = bool(acc.reduce(torch.tensor(float(bad_cycle), device=run.device), "sum") > 0)
+    if bad_cycle:
+        opt.optimizer.zero_grad(set_to_none=True)
+        bad_run += 1
+        if bad_run >= config.max_nonfinite_steps:
+            raise NonFiniteLossError(
+                f"the loss was NaN/Inf in {bad_run} consecutive steps (last at step {step + 1}); stopping. "
+                "Lower --learning-rate, try --mixed-precision bf16 or no, or check the clips named in the log"
+            )
+        return bad_run
+    if config.max_grad_norm:
+        acc.clip_grad_norm_(opt.params, config.max_grad_norm)
+    opt.optimizer.step()
+    opt.lr_scheduler.step()
+    opt.optimizer.zero_grad(set_to_none=True)
+    return 0
+
+
+def train_steps(run: Run, data, opt: Optimization, ddp_embedder, step: int) -> int:
+    """The step loop from optimizer step `step` to `max_steps`, with logging, checkpoints and validation
+    images; returns the last step."""
+    from tqdm.auto import tqdm
+
+    config, accum = run.config, run.config.grad_accum
+    trainer = Trainer(config, run.base, ddp_embedder, device=run.device, weight_dtype=run.weight_dtype,
+                      autocast=run.accelerator.autocast, rank=run.rank,
+                      beats_tokenizer=run.tokenizer if not config.cache else None)
+    batches = StepBatches(len(data), config.batch_size, seed=config.seed, rank=run.rank, world=run.world,
                           start=step * accum, stop=config.max_steps * accum)
     loader = torch.utils.data.DataLoader(data, batch_sampler=batches, num_workers=config.num_workers,
-                                         collate_fn=collate, pin_memory=device.type == "cuda")
-
-    writer = None
-    if config.tensorboard and main:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            writer = SummaryWriter(str(out / "tensorboard"))
-        except ImportError:
-            log.info("tensorboard is not installed; scalars go to the log only")
-    validation = _validation_sounds(config, dataset) if (config.validation_every and main) else []
-
-    trainable_params = [p for g in params for p in g["params"]]
-    bar = tqdm(total=config.max_steps, initial=step, desc="train", disable=not (config.progress and main), unit="step")
-    micro = step * accum
-    bad_cycle, bad_run, skipped_items = False, 0, 0
-    sums: dict[str, float] = {}
-    n_sums = 0
-    t0, samples = time.perf_counter(), 0
+                                         collate_fn=collate, pin_memory=run.device.type == "cuda")
+    writer = _tensorboard(run)
+    validation = _validation_sounds(config, run.dataset) if (config.validation_every and run.main) else []
+    bar = tqdm(total=config.max_steps, initial=step, desc="train", disable=not (config.progress and run.main),
+               unit="step")
+    stats, micro, bad_cycle, bad_run = StepLog(run, writer), step * accum, False, 0
     for batch in loader:
         last = (micro % accum) == accum - 1
-        sync = ExitStack()
-        if not last and world > 1:  # gradients are exchanged once per optimizer step, not per micro-batch
-            for model in ([ddp_embedder, base.unet] if lora_params else [ddp_embedder]):
-                sync.enter_context(accelerator.no_sync(model))
-        skipped_items += batch.get("skipped", 0)
-        with sync:
-            if "features" in batch or "wave" in batch:
-                loss, parts = trainer.loss(batch, micro)
-                ok = math.isfinite(parts["loss"])
-                samples += len(batch["id"])
-            else:
-                loss, parts, ok = None, {}, True  # every clip of this micro-batch was unreadable
-            if ok and loss is not None:
-                accelerator.backward(loss / accum)
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                n_sums += 1
-            else:
-                if not ok:
-                    bad_cycle = True
-                    log.error("non-finite loss %s at step %d (micro-batch of %s); this step is skipped",
-                              parts, step + 1, ", ".join(batch["id"][:8]))
-                # a zero backward keeps DDP's gradient exchange in step across processes
-                accelerator.backward(sum(p.sum() for p in trainable_params) * 0.0)
+        with _no_sync(run, ddp_embedder, last):
+            bad_cycle |= not micro_step(run, trainer, opt, batch, micro, stats, step)
         micro += 1
         if not last:
             continue
-        if world > 1:
-            bad_cycle = bool(accelerator.reduce(torch.tensor(float(bad_cycle), device=device), "sum") > 0)
-        if bad_cycle:
-            optimizer.zero_grad(set_to_none=True)
-            bad_run += 1
-            if bad_run >= config.max_nonfinite_steps:
-                raise NonFiniteLossError(
-                    f"the loss was NaN/Inf in {bad_run} consecutive steps (last at step {step + 1}); stopping. "
-                    "Lower --learning-rate, try --mixed-precision bf16 or no, or check the clips named in the log"
-                )
-        else:
-            bad_run = 0
-            if config.max_grad_norm:
-                accelerator.clip_grad_norm_(trainable_params, config.max_grad_norm)
-            optimizer.step()
-            lr_scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-        bad_cycle = False
-        step += 1
+        bad_run = optimizer_step(run, opt, bad_cycle, bad_run, step)
+        bad_cycle, step = False, step + 1
         bar.update(1)
-        if main and n_sums and (step % config.log_every == 0 or step == config.max_steps):
-            avg = {k: v / n_sums for k, v in sums.items()}
-            rate = samples * world / max(1e-9, time.perf_counter() - t0)
-            bar.set_postfix(loss=f"{avg.get('loss', float('nan')):.4f}", sps=f"{rate:.1f}")
-            log.info("step %d: %s, lr %.3g, %.2f samples/s%s", step, " ".join(f"{k} {v:.5f}" for k, v in avg.items()),
-                     lr_scheduler.get_last_lr()[0], rate, f", {skipped_items} unreadable clips skipped" if skipped_items else "")
-            if writer is not None:
-                for k, v in avg.items():
-                    writer.add_scalar(f"train/{k}", v, step)
-                writer.add_scalar("train/lr", lr_scheduler.get_last_lr()[0], step)
-                writer.add_scalar("train/samples_per_s", rate, step)
-            sums, n_sums, t0, samples = {}, 0, time.perf_counter(), 0
+        if run.main and stats.n and (step % config.log_every == 0 or step == config.max_steps):
+            stats.report(step, opt.lr_scheduler.get_last_lr()[0], bar)
         if step % config.checkpoint_every == 0 or step == config.max_steps:
-            accelerator.wait_for_everyone()
-            if main:
-                sched_state = {"lr_scheduler": lr_scheduler.state_dict(),
-                               "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None}
-                save_checkpoint(ckpt_root, step, _trainable_state(embedder, accelerator.unwrap_model(base.unet), config.lora),
-                                optimizer.state_dict(), sched_state, {"config": config.to_dict()}, keep=config.keep_checkpoints)
-            accelerator.wait_for_everyone()
-            t0, samples = time.perf_counter(), 0
-        if validation and config.validation_every and step % config.validation_every == 0:
-            _validate(config, base, embedder, beats, validation, device, weight_dtype, out, step, writer)
-            t0, samples = time.perf_counter(), 0  # throughput counts training only
+            save_checkpoint_now(run, opt, step)
+            stats.restart_clock()
+        if validation and step % config.validation_every == 0:
+            _validate(run, validation, step, writer)
+            stats.restart_clock()
     bar.close()
+    if writer is not None:
+        writer.close()
+    return step
 
-    accelerator.wait_for_everyone()
-    final = out / EMBEDDER_FILE
-    if main:
-        embedder.meta = embedder.meta.with_(
-            training={**config.to_dict(), "steps": step, "base_model_kind": base.kind,
-                      "prediction_type": base.prediction_type, "world_size": world, "mixed_precision": mixed,
-                      "effective_lr": lr, "trainer": "comfyui-audiotoken train"}
+
+def save_final(run: Run, opt: Optimization, step: int) -> Path:
+    """The Embedder (with every setting in its metadata) and, with --lora, the LoRA, written by the main process."""
+    from audiotoken_core.embedder import save_embedder
+
+    config, acc = run.config, run.accelerator
+    acc.wait_for_everyone()
+    final = run.out / EMBEDDER_FILE
+    if run.main:
+        run.embedder.meta = run.embedder.meta.with_(
+            training={**config.to_dict(), "steps": step, "base_model_kind": run.base.kind,
+                      "prediction_type": run.base.prediction_type, "world_size": run.world,
+                      "mixed_precision": run.mixed, "effective_lr": opt.lr, "trainer": "comfyui-audiotoken train"}
         )
-        save_embedder(embedder, final)
+        save_embedder(run.embedder, final)
         if config.lora:
             from .lora import save_lora
 
-            save_lora(accelerator.unwrap_model(base.unet), out / LORA_FILE, training={"lora_rank": config.lora_rank})
+            save_lora(acc.unwrap_model(run.base.unet), run.out / LORA_FILE, training={"lora_rank": config.lora_rank})
         log.info("saved %s", final)
-    if writer is not None:
-        writer.close()
-    accelerator.wait_for_everyone()
+    acc.wait_for_everyone()
     return final
 
 
-def _validate(config, base, embedder, beats, sounds, device, dtype, out: Path, step: int, writer) -> None:
+def train(config: TrainConfig) -> Path:
+    """Run (or resume) a training run; returns the path of the final Embedder file."""
+    run = setup_run(config)
+    data = prepare_inputs(run)
+    if config.cache and config.precompute_only:
+        return config.cache_path / "index.json"
+    prepare_step_models(run)
+    opt = build_optimization(config, [run.embedder.parameters(), run.lora_params], run.world)
+    ddp_embedder, opt.optimizer = run.accelerator.prepare(run.embedder, opt.optimizer)
+    if run.lora_params:
+        run.base.unet = run.accelerator.prepare(run.base.unet)
+    step = resume(run, opt)
+    if step >= config.max_steps:
+        log.info("already at step %d of %d", step, config.max_steps)
+    step = train_steps(run, data, opt, ddp_embedder, step)
+    return save_final(run, opt, step)
+
+
+def _validate(run: Run, sounds, step: int, writer) -> None:
     from .generate import AudioImageGenerator
 
+    config, base, embedder, beats, device = run.config, run.base, run.embedder, run.beats, run.device
     was_training = embedder.training
     embedder.eval()
     try:
         beats.to(device)
         if base.vae.device != device:
             base.vae.to(device)
-        gen = AudioImageGenerator(base, embedder, beats, device=device, dtype=dtype)
+        gen = AudioImageGenerator(base, embedder, beats, device=device, dtype=run.weight_dtype)
         rows = []
         for _, wave, rate in sounds:
             rows.extend(gen.images_for_audio(wave, rate, prompt=config.prompt, seeds=[config.seed],
                                              steps=config.validation_steps, guidance=config.validation_guidance))
-        grid = _save_grid([[img for row in rows for img in row]], out / "validation" / f"step-{step:08d}.png")
+        grid = _save_grid([[img for row in rows for img in row]], run.out / "validation" / f"step-{step:08d}.png")
         if writer is not None:
             import numpy as np
 

@@ -1,6 +1,7 @@
 """The AudioToken objective.
 
     L = MSE(prediction, target) + lambda_l1 * mean|token| + lambda_l2 * mean ||token||^2
+        + lambda_norm * mean (||token|| / w - 1)^2      (w: mean norm of the text encoder's word embeddings)
         [+ lambda_class * (1 - mean_b cos(token_b, label_b))^2   over clips that have a label]
 
 `target` is epsilon or v depending on the scheduler. The class term keeps the original's shape (square of
@@ -37,16 +38,21 @@ class LossWeights:
     l2: float = 0.0
     class_: float = 0.01
     use_class: bool = False
+    norm: float = 0.0
 
 
-def token_regularizer(tokens: dict[str, torch.Tensor], w: LossWeights) -> torch.Tensor:
-    """L1/L2 penalties averaged over heads (one head: exactly the original's terms)."""
+def token_regularizer(tokens: dict[str, torch.Tensor], w: LossWeights,
+                      word_norms: dict[str, float] | None = None) -> torch.Tensor:
+    """L1/L2 penalties averaged over heads (one head: exactly the original's terms), and the pull of each
+    token's norm toward the norm of a word (`word_norms[head]`) when `w.norm` is set."""
     total = 0.0
-    for t in tokens.values():
+    for head, t in tokens.items():
         t = t.float()
         total = total + w.l1 * t.abs().mean()
         if w.l2:
             total = total + w.l2 * t.pow(2).sum(-1).mean()
+        if w.norm:
+            total = total + w.norm * (t.norm(dim=-1) / word_norms[head] - 1.0).pow(2).mean()
     return total / len(tokens)
 
 
@@ -59,10 +65,11 @@ def class_loss(token: torch.Tensor, label_emb: torch.Tensor, has_label: torch.Te
     return (1.0 - cos.mean()).pow(2)
 
 
-def total_loss(pred, target, tokens, w: LossWeights, class_targets=None) -> tuple[torch.Tensor, dict[str, float]]:
+def total_loss(pred, target, tokens, w: LossWeights, class_targets=None,
+               word_norms: dict[str, float] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss and its parts (as floats, for logging). `class_targets`: {head: (label_emb, has_label)}."""
     mse = F.mse_loss(pred.float(), target.float(), reduction="mean")
-    reg = token_regularizer(tokens, w)
+    reg = token_regularizer(tokens, w, word_norms)
     loss = mse + reg
     parts = {"mse": float(mse.detach()), "reg": float(reg.detach())}
     if w.use_class and class_targets:

@@ -7,7 +7,7 @@ per head is read from each encoder's `config.hidden_size`, never from a model na
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -34,7 +34,6 @@ class BaseModel:
     noise_scheduler: object  # DDPM, for training
     scheduler: object  # the folder's own scheduler, for sampling
     source: str
-    extra: dict = field(default_factory=dict)
 
     @property
     def widths(self) -> dict[str, int]:

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .run import Settings, run
+from .run import SOURCES, Settings, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="wall-clock cap; a training phase that would overrun it stops early (and the run is then "
                         "no longer reproducible, which the result says)")
     p.add_argument("--out", default=d.out, help="folder for the table, result.json, contact sheets, the Embedder")
+    p.add_argument("--source", default=d.source, choices=SOURCES,
+                   help="synthetic designs, or spoken phrases made with espeak-ng (apt-get install -y espeak-ng); "
+                        "'phrases' and 'commands' are two sets with different words")
+    p.add_argument("--spoken-clips", type=int, default=d.spoken_clips, help="clips per phrase of a spoken set")
     p.add_argument("--sounds", dest="sounds_dir", default=None, metavar="DIR",
                    help="real sounds instead of synthetic ones: DIR/<class word>/<audio files>; a quarter of each "
                         "class's files is held out (--classes is then ignored)")
@@ -38,11 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--embed-steps", type=int, default=d.embed_steps)
     p.add_argument("--embed-lr", type=float, default=d.embed_lr, help="per-sample lr, scaled by the batch size")
     p.add_argument("--reuse-t2i", action="store_true",
-                   help="reuse the toy T2I model that an earlier run with the same classes, seed and recipe saved "
+                   help="reuse the toy T2I model that an earlier run with the same K, seed and recipe saved "
                         "in --out (skips its training; the wall time then no longer covers it)")
     p.add_argument("--embed-batch", type=int, default=d.embed_batch)
     p.add_argument("--embed-lr-scheduler", default=d.embed_lr_scheduler,
                    help="any lr schedule name the trainer accepts (constant, cosine, linear, ...)")
+    p.add_argument("--embed-views", type=int, default=d.embed_views,
+                   help="audio windows per training clip, one drawn per step (1: the first window only)")
+    p.add_argument("--lambda-l1", type=float, default=d.lambda_l1, help="the trainer's --lambda-l1")
+    p.add_argument("--lambda-norm", type=float, default=d.lambda_norm, help="the trainer's --lambda-norm")
+    p.add_argument("--class-loss", action=argparse.BooleanOptionalAction, default=d.class_loss,
+                   help="the trainer's --class-loss (the class word is the label)")
     p.add_argument("--guidance", type=float, default=d.guidance)
     args = p.parse_args(argv)
     if args.sounds_dir and not Path(args.sounds_dir).is_dir():

@@ -88,17 +88,6 @@ def media_duration(path: str | Path) -> float | None:
         container.close()
 
 
-def has_audio(path: str | Path) -> bool:
-    try:
-        container = _open(path)
-    except DecodeError:
-        return False
-    try:
-        return bool(container.streams.audio)
-    finally:
-        container.close()
-
-
 def decode_video_frame(path: str | Path, time_s: float):
     """The frame shown at `time_s` (the last one starting at or before it) as an RGB PIL image."""
     import av
