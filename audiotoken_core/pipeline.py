@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import torch
@@ -29,6 +30,14 @@ def check_compatible(beats, embedder, beats_name: str = "audio encoder", embedde
         )
 
 
+@dataclass(frozen=True)
+class WindowTokens:
+    """Tokens `{clip: [N, n_tokens, D]}` of N windows and, when asked for, `heard [N, C]`: AudioSet probabilities."""
+
+    tokens: dict[str, torch.Tensor]
+    heard: torch.Tensor | None
+
+
 class AudioTokenizer:
     """BEATs + Embedder. Runs on the device and dtype of the BEATs module."""
 
@@ -49,17 +58,19 @@ class AudioTokenizer:
     @torch.no_grad()
     def features(self, wave16k: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """`[B, N, encoder_width * len(layers)]`: the frozen work, cached by the trainer."""
+        return self._picked(self._all_layers(wave16k, padding_mask))
+
+    def _all_layers(self, wave16k: torch.Tensor, padding_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        return self.beats.extract_layers(wave16k.to(self.device, dtype=torch.float32), padding_mask=padding_mask)
+
+    def _picked(self, outs: list[torch.Tensor]) -> torch.Tensor:
         dtype = next(self.beats.parameters()).dtype
-        wave = wave16k.to(self.device, dtype=torch.float32)
-        outs = self.beats.extract_layers(wave, padding_mask=padding_mask)
-        picked = [outs[i - 1] for i in self.layers]
-        return torch.cat(picked, dim=-1).to(dtype)
+        return torch.cat([outs[i - 1] for i in self.layers], dim=-1).to(dtype)
 
     def tokens_from_features(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
         param = next(self.embedder.parameters())
         return self.embedder.forward_dict(feats.to(param.device, param.dtype))
 
-    @torch.no_grad()
     def encode_windows(
         self,
         windows: Iterable[torch.Tensor],
@@ -73,10 +84,30 @@ class AudioTokenizer:
         windows never all exist at once. They are embedded `batch_windows` rows at a time; `progress(done, total)`
         is called after each chunk and may raise to interrupt (`total` defaults to the rows done so far).
         """
+        return self.encode_windows_heard(windows, total, batch_windows, progress, heard=False).tokens
+
+    @torch.no_grad()
+    def encode_windows_heard(
+        self,
+        windows: Iterable[torch.Tensor],
+        total: int | None = None,
+        batch_windows: int = 8,
+        progress: ProgressFn | None = None,
+        heard: bool = True,
+    ) -> "WindowTokens":
+        """`encode_windows`, and with `heard` also what BEATs's AudioSet head hears in each window.
+
+        The probabilities come from the same BEATs pass as the tokens (the head reads the last layer), so
+        naming the sounds costs one small matrix product per window, not a second BEATs run. `heard` needs a
+        checkpoint with the head (`beats.audioset_head()` says why when there is none).
+        """
         if batch_windows < 1:
             raise ValueError("batch_windows must be >= 1")
+        if heard:
+            self.beats.audioset_head()  # a checkpoint without the head fails before any BEATs work
         chunk: list[torch.Tensor] = []
         parts: list[dict[str, torch.Tensor]] = []
+        probs: list[torch.Tensor] = []
         done = 0
 
         def flush():
@@ -85,7 +116,10 @@ class AudioTokenizer:
                 return
             batch = torch.cat(chunk, dim=0)
             chunk.clear()
-            parts.append({n: t.float() for n, t in self.tokens_from_features(self.features(batch)).items()})
+            outs = self._all_layers(batch)
+            parts.append({n: t.float() for n, t in self.tokens_from_features(self._picked(outs)).items()})
+            if heard:
+                probs.append(self.beats.probs_from_last_layer(outs[-1], batch).float().cpu())
             done += batch.shape[0]
             if progress is not None:
                 progress(done, done if total is None else total)
@@ -97,7 +131,8 @@ class AudioTokenizer:
         flush()
         if not parts:
             raise ValueError("no windows to encode")
-        return {n: torch.cat([p[n] for p in parts], dim=0) for n in parts[0]}
+        return WindowTokens({n: torch.cat([p[n] for p in parts], dim=0) for n in parts[0]},
+                            torch.cat(probs) if heard else None)
 
     @torch.no_grad()
     def encode(
@@ -170,4 +205,4 @@ class AudioTokenizer:
         return {n: t.transpose(0, 1).reshape(-1, *t.shape[2:]) for n, t in stacked.items()}
 
 
-__all__ = ["AudioTokenizer", "check_compatible", "MODES", "TARGET_RATE"]
+__all__ = ["AudioTokenizer", "WindowTokens", "check_compatible", "MODES", "TARGET_RATE"]

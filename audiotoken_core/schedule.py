@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .audio import TARGET_RATE, prepare_audio, seconds_to_samples, take_window
-from .pipeline import AudioTokenizer, ProgressFn
+from .pipeline import AudioTokenizer, ProgressFn, WindowTokens
 
 ALIGNS = ("centred", "trailing")
 # Frame and keyframe times are computed in float64; positions this close to a keyframe count as on it,
@@ -107,6 +107,8 @@ class ScheduledTokens:
     schedule: FrameSchedule
     keyframes: dict[str, torch.Tensor]
     loudness: torch.Tensor
+    # [K, C] AudioSet probabilities of the keyframe windows (smoothed like the tokens), when asked for
+    heard: torch.Tensor | None = None
 
     def frame_tokens(self) -> dict[str, torch.Tensor]:
         """`{clip: [F, n_tokens, D]}`: the keyframe tokens interpolated to every frame."""
@@ -166,16 +168,19 @@ def cut_windows(wave16k: torch.Tensor, offsets: torch.Tensor, window_s: float) -
 
 
 def keyframe_tokens(tokenizer: AudioTokenizer, wave16k: torch.Tensor, schedule: FrameSchedule,
-                    batch_windows: int = 8, progress: ProgressFn | None = None) -> dict[str, torch.Tensor]:
-    """`{clip: [K, n_tokens, D]}` for one prepared recording `[1, T]`, through the tokenizer's own path.
+                    batch_windows: int = 8, progress: ProgressFn | None = None,
+                    heard: bool = False) -> WindowTokens:
+    """`{clip: [K, n_tokens, D]}` for one prepared recording `[1, T]`, through the tokenizer's own path, and
+    with `heard` what BEATs's AudioSet head hears at each keyframe `[K, C]` (same BEATs pass).
 
     Keyframes whose windows slid to the same place at the ends of the recording share one BEATs run, so
     the cost is that of the distinct windows (at most what windows mode pays at the same hop, plus one).
     """
     offsets, which = torch.unique_consecutive(window_offsets(schedule, wave16k.shape[-1]), return_inverse=True)
-    tokens = tokenizer.encode_windows(cut_windows(wave16k, offsets, schedule.window_s), total=offsets.shape[0],
-                                      batch_windows=batch_windows, progress=progress)
-    return {name: t[which.to(t.device)] for name, t in tokens.items()}
+    out = tokenizer.encode_windows_heard(cut_windows(wave16k, offsets, schedule.window_s), total=offsets.shape[0],
+                                         batch_windows=batch_windows, progress=progress, heard=heard)
+    return WindowTokens({name: t[which.to(t.device)] for name, t in out.tokens.items()},
+                        None if out.heard is None else out.heard[which])
 
 
 def smooth_keyframes(keys: torch.Tensor, hop_s: float, sigma_s: float) -> torch.Tensor:
@@ -218,15 +223,17 @@ def frame_loudness(wave16k: torch.Tensor, schedule: FrameSchedule) -> torch.Tens
 
 def encode_schedule(tokenizer: AudioTokenizer, waveform, sample_rate: int, fps: float, n_frames: int = 0,
                     start_s: float = 0.0, hop_s: float = 0.5, window_s: float = 2.0, align: str = "centred",
-                    smoothing_s: float = 0.0, batch_windows: int = 8,
-                    progress: ProgressFn | None = None) -> ScheduledTokens:
-    """One recording -> its frame schedule, smoothed keyframe tokens (model device) and per-frame loudness."""
+                    smoothing_s: float = 0.0, batch_windows: int = 8, progress: ProgressFn | None = None,
+                    heard: bool = False) -> ScheduledTokens:
+    """One recording -> its frame schedule, smoothed keyframe tokens (model device) and per-frame loudness;
+    with `heard`, also the keyframes' AudioSet probabilities, smoothed the same way."""
     _check_non_negative("smoothing", smoothing_s)  # before BEATs runs, not after
     wave = _one_recording(prepare_audio(waveform, sample_rate))
     schedule = plan_schedule(wave.shape[-1] / TARGET_RATE, fps, n_frames, start_s, hop_s, window_s, align)
-    keys = keyframe_tokens(tokenizer, wave, schedule, batch_windows, progress)
-    keys = {name: smooth_keyframes(t, schedule.hop_s, smoothing_s) for name, t in keys.items()}
-    return ScheduledTokens(schedule, keys, frame_loudness(wave, schedule))
+    keys = keyframe_tokens(tokenizer, wave, schedule, batch_windows, progress, heard)
+    tokens = {name: smooth_keyframes(t, schedule.hop_s, smoothing_s) for name, t in keys.tokens.items()}
+    probs = None if keys.heard is None else smooth_keyframes(keys.heard, schedule.hop_s, smoothing_s)
+    return ScheduledTokens(schedule, tokens, frame_loudness(wave, schedule), probs)
 
 
 def _neighbours(position: torch.Tensor, n_keys: int) -> tuple[torch.Tensor, torch.Tensor]:

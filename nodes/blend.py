@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import torch
 from comfy_api.latest import io
 
-from .types import CATEGORY, AudioTokens, AudioTokensType
+from .types import CATEGORY, AudioTokens, AudioTokensType, KeyframeTokens
 
 
 def blend_tokens(a: AudioTokens, b: AudioTokens, weight: float, scale: float) -> AudioTokens:
@@ -18,14 +19,41 @@ def blend_tokens(a: AudioTokens, b: AudioTokens, weight: float, scale: float) ->
     if a.batch_size != b.batch_size and 1 not in (a.batch_size, b.batch_size):
         raise ValueError(f"A holds {a.batch_size} sounds and B holds {b.batch_size}; blend equal batches, or a "
                          "single sound with a batch.")
-    mixed = {}
     for name in shared:
-        ta, tb = a.tokens[name], b.tokens[name]
-        if ta.shape[-1] != tb.shape[-1]:
-            raise ValueError(f"Head {name}: A is {ta.shape[-1]} wide and B is {tb.shape[-1]} wide.")
-        mixed[name] = float(scale) * ((1.0 - float(weight)) * ta + float(weight) * tb)
+        if a.tokens[name].shape[-1] != b.tokens[name].shape[-1]:
+            raise ValueError(f"Head {name}: A is {a.tokens[name].shape[-1]} wide and B is "
+                             f"{b.tokens[name].shape[-1]} wide.")
+
+    def mix(ta, tb):
+        return float(scale) * ((1.0 - float(weight)) * ta + float(weight) * tb)
+
     info = {"blend": {"a": a.info, "b": b.info, "weight": float(weight), "scale": float(scale)}}
-    return AudioTokens(mixed, info=info)
+    return AudioTokens({name: mix(a.tokens[name], b.tokens[name]) for name in shared}, info=info,
+                       keyframes=blend_keyframes(a, b, shared, mix))
+
+
+def blend_keyframes(a: AudioTokens, b: AudioTokens, shared, mix) -> KeyframeTokens | None:
+    """The keyframes of the blend, so Text Encode still runs once per keyframe, not once per frame.
+
+    Mixing is linear, as the travel between keyframes is, so mixing the keyframes gives exactly the mix of the
+    per-frame tokens. That holds when both sides follow the same schedule, or one side is a schedule and the
+    other one steady sound; any other pairing keeps only the per-frame tokens.
+    """
+    ka, kb = a.keyframes, b.keyframes
+    if ka is not None and kb is not None:
+        if not same_schedule(ka.schedule, kb.schedule):
+            return None
+        return KeyframeTokens({n: mix(ka.tokens[n], kb.tokens[n]) for n in shared}, ka.schedule)
+    if ka is not None and b.batch_size == 1:
+        return KeyframeTokens({n: mix(ka.tokens[n], b.tokens[n]) for n in shared}, ka.schedule)
+    if kb is not None and a.batch_size == 1:
+        return KeyframeTokens({n: mix(a.tokens[n], kb.tokens[n]) for n in shared}, kb.schedule)
+    return None
+
+
+def same_schedule(s, t) -> bool:
+    return (s.n_keys == t.n_keys and s.n_frames == t.n_frames and torch.equal(s.key_times, t.key_times)
+            and torch.equal(s.frame_times, t.frame_times))
 
 
 class AudioTokenBlend(io.ComfyNode):
@@ -35,7 +63,9 @@ class AudioTokenBlend(io.ComfyNode):
             node_id="AudioTokenBlend",
             display_name="AudioToken Blend",
             category=CATEGORY,
-            description="Mixes two sounds' tokens: scale x ((1 - weight) x A + weight x B).",
+            description=("Mixes two sounds' tokens: scale x ((1 - weight) x A + weight x B). A frame schedule stays "
+                         "one, mixed keyframe by keyframe, when the other input is the same schedule or one "
+                         "steady sound."),
             inputs=[
                 AudioTokensType.Input("audio_tokens_a", tooltip="First sound's tokens (weight 0 = only A)."),
                 AudioTokensType.Input("audio_tokens_b", tooltip="Second sound's tokens (weight 1 = only B)."),

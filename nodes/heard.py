@@ -25,10 +25,28 @@ def heard_words(model, waveform, sample_rate: int, mode: str, start_s: float, wi
         return None, f"No words heard: {exc}"
     if heard.probs.shape[0] != rows:
         return None, f"What BEATs heard ({heard.probs.shape[0]} rows) does not line up with {rows} token sets."
-    classes = beats_classes(beats)
-    tops = [top_labels(row, classes, TOP_K, THRESHOLD) for row in heard.probs]
-    lines = [scores_text(top) or "nothing clear" for top in tops]
+    words, lines = name_rows(beats, heard.probs)
     if len(lines) > 1:
         lines = [f"{i + 1}: {line}" for i, line in enumerate(lines)]
-    return [labels_text(top) for top in tops], "Heard: " + "\n".join(lines)
+    return words, "Heard: " + "\n".join(lines)
+
+
+def name_rows(beats, probs) -> tuple[list[str], list[str]]:
+    """For AudioSet probabilities `[R, C]`: the label words of each row ("" where nothing scored clearly),
+    and a preview line of each with scores."""
+    classes = beats_classes(beats)
+    tops = [top_labels(row, classes, TOP_K, THRESHOLD) for row in probs]
+    return [labels_text(top) for top in tops], [scores_text(top) or "nothing clear" for top in tops]
+
+
+def heard_over_time(words: list[str], key_times) -> str:
+    """Runs of keyframes that heard the same words, as "0–2.5 s: dog, bark" lines."""
+    lines, first = [], 0
+    for k in range(1, len(words) + 1):
+        if k == len(words) or words[k] != words[first]:
+            span = f"{float(key_times[first]):g} s" if k - 1 == first else \
+                f"{float(key_times[first]):g}–{float(key_times[k - 1]):g} s"
+            lines.append(f"{span}: {words[first] or 'nothing clear'}")
+            first = k
+    return "\n".join(lines)
 

@@ -7,6 +7,7 @@ from comfy_api.latest import io, ui
 
 from ..audiotoken_core.schedule import ALIGNS, ScheduledTokens, encode_schedule
 from . import host_compat
+from .heard import heard_over_time, name_rows
 from .progress import host_progress
 from .encode import MAX_WINDOW_S, unpack_audio, rows_per_pass
 from .types import (CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, KeyframeTokens,
@@ -91,19 +92,26 @@ class AudioTokenSchedule(io.ComfyNode):
         waveform, sample_rate = unpack_audio(audio)
         # As AudioTokenModel.encode does: the pair is small and plain nn layers cannot be partially loaded.
         audiotoken_model.load()
+        beats = audiotoken_model.tokenizer.beats
         result = encode_schedule(audiotoken_model.tokenizer, waveform, sample_rate, fps=float(fps),
                                  n_frames=int(frames), start_s=float(start_seconds), hop_s=float(hop_seconds),
                                  window_s=float(window_seconds), align=align, smoothing_s=float(smoothing),
-                                 batch_windows=rows_per_pass(window_seconds), progress=host_progress())
+                                 batch_windows=rows_per_pass(window_seconds), progress=host_progress(),
+                                 heard=getattr(beats, "predictor", None) is not None)
+        key_words = None if result.heard is None else name_rows(beats, result.heard)[0]
         tokens = schedule_tokens(result, info={
             "mode": "schedule", "fps": float(fps), "frames": result.schedule.n_frames,
             "keyframes": result.schedule.n_keys, "start_seconds": float(start_seconds),
             "hop_seconds": float(hop_seconds), "window_seconds": float(window_seconds), "align": align,
             "smoothing_seconds": float(smoothing), "sounds": 1,
             "embedder": audiotoken_model.embedder_name, "audio_encoder": audiotoken_model.encoder_name,
+            # what BEATs heard at each keyframe, for Text Encode's word route (interpolated like the tokens)
+            **({"key_words": key_words} if key_words else {}),
         })
-        return io.NodeOutput(tokens, tokens.batch_size, result.loudness.tolist(),
-                             ui=ui.PreviewText(summary(result, float(start_seconds), float(smoothing))))
+        preview = summary(result, float(start_seconds), float(smoothing))
+        preview += ("\nHeard:\n" + heard_over_time(key_words, result.schedule.key_times) if key_words else
+                    f"\n{audiotoken_model.encoder_name} has no AudioSet head, so no words were heard.")
+        return io.NodeOutput(tokens, tokens.batch_size, result.loudness.tolist(), ui=ui.PreviewText(preview))
 
 
 def schedule_tokens(result: ScheduledTokens, info: dict) -> AudioTokens:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from ..audiotoken_core.prompt import fits
 from . import host_compat
 from .embedding_file import write_embedding
 from .types import PLACEHOLDER
@@ -72,7 +73,8 @@ def clip_encoders(clip) -> list[Encoder]:
 
 def token_route(encoders: list[Encoder], tokens: dict[str, torch.Tensor]) -> set[str]:
     """Attributes of the encoders the embedder has a head for (same name, same width)."""
-    return {e.attr for e in encoders if e.name in tokens and int(tokens[e.name].shape[-1]) == e.width}
+    widths = {name: int(t.shape[-1]) for name, t in tokens.items()}
+    return {e.attr for e in encoders if fits(widths, e.name, e.width)}
 
 
 def describe_routes(encoders: list[Encoder], tokens: dict[str, torch.Tensor], words_source: str) -> str:

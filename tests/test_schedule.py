@@ -279,3 +279,36 @@ def test_bad_smoothing_and_batches_fail_before_beats_runs(tokenizer, beats_rows)
     with pytest.raises(ValueError, match="follows one recording, but the audio holds 2 sounds"):
         encode_schedule(tokenizer, torch.zeros(2, 1, SR), SR, fps=8)
     assert beats_rows == []
+
+
+def test_heard_comes_from_the_same_beats_pass_and_equals_classify(tokenizer, beats_rows):
+    wave = torch.randn(1, int(3.5 * SR), generator=torch.Generator().manual_seed(3))
+    n = count_windows(wave.shape[-1], 1.0)
+    out = tokenizer.encode_windows_heard(iter_windows(wave, 1.0), total=n, batch_windows=2)
+    assert sum(beats_rows) == n  # the head reads the tokens' own BEATs pass: no second run
+    torch.testing.assert_close(out.tokens["l"], tokenizer.encode_windows(iter_windows(wave, 1.0))["l"])
+    alone = torch.cat([tokenizer.beats.classify(w) for w in iter_windows(wave, 1.0)])
+    assert out.heard.shape == (n, tokenizer.beats.predictor.out_features)
+    torch.testing.assert_close(out.heard, alone, rtol=1e-4, atol=1e-6)
+
+
+def test_schedule_hears_each_keyframe_smoothed_like_its_tokens(tokenizer):
+    plain = encode_schedule(tokenizer, a_silence_b(), SR, fps=8, hop_s=0.5, window_s=WINDOW_S)
+    assert plain.heard is None
+    result = encode_schedule(tokenizer, a_silence_b(), SR, fps=8, hop_s=0.5, window_s=WINDOW_S, heard=True)
+    torch.testing.assert_close(result.keyframes["l"], plain.keyframes["l"])
+    offsets = window_offsets(result.schedule, a_silence_b().shape[-1])
+    for k in (0, 3, 14):
+        window = a_silence_b()[:, int(offsets[k]) : int(offsets[k]) + int(WINDOW_S * SR)]
+        torch.testing.assert_close(result.heard[k], tokenizer.beats.classify(window)[0], rtol=1e-4, atol=1e-6)
+    smoothed = encode_schedule(tokenizer, a_silence_b(), SR, fps=8, hop_s=0.5, window_s=WINDOW_S, heard=True,
+                               smoothing_s=1.0)
+    torch.testing.assert_close(smoothed.heard, smooth_keyframes(result.heard, 0.5, 1.0))
+
+
+def test_hearing_needs_the_audioset_head(tmp_path):
+    path = write_tiny_official_beats(tmp_path / "pre.pt", layers=2, dim=DIM, heads=2, finetuned=False)
+    meta = EmbedderMeta(layers=(1, 2), encoder_width=DIM, widths={"l": 24}, window_seconds=1.0)
+    tok = AudioTokenizer(load_beats(path), make_tiny_embedder(2 * DIM, widths={"l": 24}, meta=meta))
+    with pytest.raises(ValueError, match="no AudioSet head"):
+        encode_schedule(tok, a_silence_b(), SR, fps=8, window_s=WINDOW_S, heard=True)

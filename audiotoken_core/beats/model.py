@@ -287,8 +287,13 @@ class BEATs(nn.Module):
         sigmoid of the mean logit over the clip's patches, padded patches left out. ``padding_mask`` means what
         it means for ``extract_layers``: a shorter clip in a padded batch scores as it does alone.
         """
+        return self.probs_from_last_layer(self.extract_layers(wave16k, padding_mask)[-1], wave16k, padding_mask)
+
+    def probs_from_last_layer(self, last: torch.Tensor, wave16k: torch.Tensor,
+                              padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`classify` for a last layer ``extract_layers`` already gave, so callers that need the features too
+        run BEATs once."""
         head = self.audioset_head()
-        last = self.extract_layers(wave16k, padding_mask)[-1]
         padded = self.token_padding_mask(wave16k, padding_mask).to(last.device)
         return torch.sigmoid(mean_over_patches(head(last), padded))
 

@@ -105,3 +105,39 @@ def test_progress_is_reported_and_cancel_interrupts(model):
     finally:
         mm.interrupt_current_processing(False)
         comfy.utils.set_progress_bar_global_hook(None)
+
+
+def test_keyframes_carry_what_beats_heard_and_text_encode_travels_between_the_words(model, folders):
+    out = schedule(model, sound(2.0, rate=16000, channels=1), frames=6)
+    tokens = out[0]
+    keys = tokens.keyframes
+    assert len(tokens.info["key_words"]) == keys.schedule.n_keys
+    assert "Heard:\n0" in out.ui.as_dict()["text"][0]
+
+    # An `h` token fits no SD1 encoder, so each keyframe's words take the placeholder's place, then travel.
+    types = pack_module("types")
+    words = ["dog barking", "siren"][: keys.schedule.n_keys] + ["rain"] * max(0, keys.schedule.n_keys - 2)
+    h_keys = torch.randn(keys.schedule.n_keys, 1, 1024) * 0.02
+    scheduled = types.AudioTokens({"h": keys.schedule.interpolate(h_keys)}, info={"key_words": words},
+                                  keyframes=types.KeyframeTokens({"h": h_keys}, keys.schedule))
+    clip = small_sd1_clip([str(folders["embeddings"])])
+    cond = pack_module("text_encode").AudioTokenTextEncode.execute(clip, scheduled, "a photo of <audio>")[0]
+    per_key = torch.cat([clip.encode_from_tokens_scheduled(clip.tokenize(f"a photo of {w}"))[0][0] for w in words])
+    torch.testing.assert_close(cond[0][0], keys.schedule.interpolate(per_key), rtol=1e-5, atol=1e-5)
+
+
+def test_blend_keeps_a_schedule_a_schedule(model):
+    blend = pack_module("blend").AudioTokenBlend
+    scheduled = schedule(model, sound(2.0, rate=16000, channels=1), frames=6)[0]
+    steady = pack_module("encode").AudioTokenEncode.execute(model, sound(1.0, rate=16000, channels=1))[0]
+    mixed = blend.execute(scheduled, steady, 0.25, 1.1)[0]
+    keys = mixed.keyframes
+    assert keys is not None and keys.schedule is scheduled.keyframes.schedule
+    expected = 1.1 * (0.75 * scheduled.keyframes.tokens["l"] + 0.25 * steady.tokens["l"])
+    torch.testing.assert_close(keys.tokens["l"], expected)
+    # mixing keyframes then travelling equals travelling then mixing: the blend is linear
+    torch.testing.assert_close(mixed.tokens["l"], keys.schedule.interpolate(keys.tokens["l"]), rtol=1e-5, atol=1e-6)
+    both = blend.execute(scheduled, scheduled, 0.5, 1.0)[0]
+    torch.testing.assert_close(both.keyframes.tokens["l"], scheduled.keyframes.tokens["l"])
+    other = schedule(model, sound(2.0, rate=16000, channels=1), frames=6, hop_seconds=0.25)[0]
+    assert blend.execute(scheduled, other, 0.5, 1.0)[0].keyframes is None  # different keyframes: per frame only
