@@ -56,6 +56,15 @@ def test_filters_apply_to_the_train_split_by_default_and_are_counted(data, monke
     assert len(open_dataset(data, split="test")) == 1  # the official loader filters its train set only
     monkeypatch.setenv("AUDIOTOKEN_OFFICIAL_FILTERS", "0")
     assert len(open_dataset(data, split="train")) == 2
+    assert len(open_dataset(data, split="train", official_filters=True)) == 1  # an explicit choice wins
+
+
+def test_official_filters_is_a_training_option():
+    from train.cli import config_from_args
+
+    assert config_from_args(["--no-official-filters"]).official_filters is False
+    assert config_from_args(["--official-filters"]).official_filters is True
+    assert config_from_args([]).official_filters is None
 
 
 def test_pickle_reader_refuses_every_global(tmp_path):

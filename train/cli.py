@@ -23,6 +23,8 @@ OPTIONS: dict[str, tuple[object, str]] = {
     "base_config": (str, "diffusers config folder for a single-file --base-model"),
     "split": (str, "split to use where the data names splits (VGGSound: train/test); 'all' for every row"),
     "exclude": ("list", "files of ids to leave out (one per line, .json list or .csv first column)"),
+    "official_filters": (bool, "VGGSound train split: leave out the clips the official code leaves out (its "
+                               "unmatched and low-quality lists); unset: on unless AUDIOTOKEN_OFFICIAL_FILTERS=0"),
     "prompt": (str, "training prompt; <*> (or <audio>) marks the audio token"),
     "layers": ("ints", "1-based BEATs layers concatenated as Embedder input"),
     "n_tokens": (int, "audio tokens per prompt"),

@@ -18,6 +18,8 @@ class TrainConfig:
     base_config: str | None = None
     split: str | None = "train"
     exclude: list[str] = field(default_factory=list)
+    # None: on unless AUDIOTOKEN_OFFICIAL_FILTERS=0 (VGGSound's train split only)
+    official_filters: bool | None = None
     # the recipe (defaults = the official code's)
     prompt: str = "a photo of <*>"
     layers: tuple[int, ...] = (4, 8, 12)

@@ -319,7 +319,7 @@ def setup_run(config: TrainConfig) -> Run:
     exclude: set[str] = set()
     for path in config.exclude:
         exclude |= read_id_list(path)
-    dataset = open_dataset(config.data, config.split, exclude)
+    dataset = open_dataset(config.data, config.split, exclude, config.official_filters)
     if accelerator.is_main_process:
         log.info("%r", dataset)
     base = load_base_model(config.base_model, config.base_config)

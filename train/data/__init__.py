@@ -57,14 +57,18 @@ def detect_format(spec: str | Path) -> str:
     )
 
 
-def open_dataset(spec: str | Path, split: str | None = None, exclude: set[str] | None = None) -> ClipDataset:
-    """All clips of `spec` (a folder or file), optionally one split and minus excluded ids."""
+def open_dataset(spec: str | Path, split: str | None = None, exclude: set[str] | None = None,
+                 official_filters: bool | None = None) -> ClipDataset:
+    """All clips of `spec` (a folder or file), optionally one split and minus excluded ids.
+
+    `official_filters` applies to VGGSound only (`open_vggsound`); None leaves it to the environment.
+    """
     path = Path(spec)
     kind = detect_format(path)
     if kind == "manifest":
         dataset = open_manifest(path if path.is_file() else path / "manifest.jsonl", split)
     elif kind == "vggsound":
-        dataset = open_vggsound(path, split)
+        dataset = open_vggsound(path, split, official_filters)
     elif kind == "pairs":
         dataset = open_pairs(path)
     else:
