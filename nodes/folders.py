@@ -9,11 +9,14 @@ import os
 
 import folder_paths
 
+from ..audiotoken_core import sources
 from ..audiotoken_core.beats.sniff import EncoderFile, identify_encoder_file
 
 EMBEDDER_FOLDER = "audiotoken"
 ENCODER_FOLDER = "audio_encoders"
 EMBEDDINGS_FOLDER = "embeddings"
+# An official file that is not on disk yet is still offered, under this mark, and fetched when queued.
+TO_DOWNLOAD = " (download)"
 
 # What to tell about the files in models/audio_encoders that are not BEATs: the host's own encoders (and the
 # core workflows that use them), and the pack's embedder put in the wrong folder.
@@ -51,6 +54,19 @@ def register_folders() -> None:
 
 def list_files(folder: str) -> list[str]:
     return folder_paths.get_filename_list(folder)
+
+
+def with_downloads(folder: str, names: list[str]) -> list[str]:
+    """`names`, then each official file of `folder` that is not among them, marked TO_DOWNLOAD."""
+    return names + [s.name + TO_DOWNLOAD for s in sources.in_folder(folder) if s.name not in names]
+
+
+def to_download(folder: str, name: str | None) -> str | None:
+    """The official file name behind a TO_DOWNLOAD choice of `folder`; None for any other choice."""
+    if not name or not name.endswith(TO_DOWNLOAD):
+        return None
+    source = sources.find(name[: -len(TO_DOWNLOAD)])
+    return source.name if source is not None and source.folder == folder else None
 
 
 def resolve(folder: str, name: str, what: str) -> str:

@@ -128,6 +128,31 @@ def test_node_offers_the_official_files_before_they_exist(server):
     assert model_files(server, "audiotoken") == [] and server.get_json("/models/audiotoken") == []
 
 
+def test_model_loader_offers_missing_official_files_and_fetches_them_when_queued(server, mirror):
+    info = server.get_json("/object_info/AudioTokenModelLoader")["AudioTokenModelLoader"]["input"]["required"]
+    assert info["embedder_name"][1]["options"] == [EMBEDDER + " (download)"]
+    assert info["audio_encoder_name"][1]["options"] == [BEATS + " (download)"]
+    assert "(download)" in info["embedder_name"][1]["tooltip"]
+    prompt = {"1": {"class_type": "AudioTokenModelLoader",
+                    "inputs": {"embedder_name": EMBEDDER + " (download)",
+                               "audio_encoder_name": BEATS + " (download)", "precision": "auto"}},
+              "2": {"class_type": "LoadAudio", "inputs": {"audio": "dog_bark.wav"}},
+              "3": {"class_type": "AudioTokenDescribe", "inputs": {"audiotoken_model": ["1", 0], "audio": ["2", 0],
+                                                                   "k": 3, "threshold": 0.0, "mode": "mean",
+                                                                   "window_seconds": 10.0}}}
+    with ProgressListener(server.url) as progress:
+        entry = server.run(prompt)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"], indent=1)[-3000:]
+    assert model_files(server, "audiotoken") == [EMBEDDER] and model_files(server, "audio_encoders") == [BEATS]
+    assert {m["max"] for m in progress.messages if m["node"] == "1" and m["value"] == m["max"]} >= \
+        {len(mirror.files[mirror.paths[EMBEDDER]]), len(mirror.files[mirror.paths[BEATS]])}
+    listed = server.get_json("/object_info/AudioTokenModelLoader")["AudioTokenModelLoader"]["input"]["required"]
+    assert listed["embedder_name"][1]["options"] == [EMBEDDER]  # on disk now: offered as itself
+    # the later tests start from empty folders again
+    for folder, name in (("audiotoken", EMBEDDER), ("audio_encoders", BEATS)):
+        (server.models / folder / name).unlink()
+
+
 def test_failed_download_fails_that_prompt_and_leaves_nothing(server, mirror):
     mirror.faults.status[mirror.paths[EMBEDDER]] = 404
     entry = server.run(download_prompt(audio_encoder=NONE))
