@@ -74,9 +74,12 @@ def resolve(folder: str, name: str, what: str) -> str:
     path = folder_paths.get_full_path(folder, name) if name else None
     if path is None or not os.path.isfile(path):
         where = ", ".join(folder_paths.get_folder_paths(folder)) or f"models/{folder}"
+        source = sources.find(name) if name else None
+        fetch = (f" It is an official file: choose '{source.name}{TO_DOWNLOAD}' in the list to fetch it when the "
+                 "graph is queued." if source is not None and source.folder == folder else "")
         raise FileNotFoundError(
             f"{what} '{name}' was not found in models/{folder} (searched: {where}). "
-            f"Put the file there and press R in the UI to refresh the list.")
+            f"Put the file there and press R in the UI to refresh the list.{fetch}")
     return path
 
 

@@ -140,6 +140,10 @@ def test_model_loader_offers_missing_official_files_and_fetches_them_when_queued
               "3": {"class_type": "AudioTokenDescribe", "inputs": {"audiotoken_model": ["1", 0], "audio": ["2", 0],
                                                                    "k": 3, "threshold": 0.0, "mode": "mean",
                                                                    "window_seconds": 10.0}}}
+    plain = json.loads(json.dumps(prompt))
+    plain["1"]["inputs"]["embedder_name"] = EMBEDDER  # as a workflow made where the file exists names it
+    status, answer = server.post_prompt(plain)
+    assert f"choose '{EMBEDDER} (download)'" in json.dumps(answer), answer
     with ProgressListener(server.url) as progress:
         entry = server.run(prompt)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"], indent=1)[-3000:]
