@@ -55,6 +55,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "benchmarks")]
 import bench_attention  # noqa: E402
 import train_throughput  # noqa: E402
 from benchmarks.toyworld import sounds  # noqa: E402
+from train.precision import resolve_mixed_precision, torch_dtype  # noqa: E402
 
 RATE = 16_000
 PROMPT = "a photo of <audio>"
@@ -324,10 +325,8 @@ def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def half_dtypes(device: torch.device) -> dict[str, torch.dtype]:
-    out = {"fp16": torch.float16}
-    if device.type != "cuda" or torch.cuda.is_bf16_supported():
-        out["bf16"] = torch.bfloat16
-    return out
+    names = ["fp16"] + (["bf16"] if device.type != "cuda" or torch.cuda.is_bf16_supported() else [])
+    return {name: torch_dtype(name) for name in names}
 
 
 @torch.inference_mode()
@@ -492,11 +491,10 @@ def unet_share(ctx: Context):
     from torch.utils.flop_counter import FlopCounterMode
 
     from train.data.frames import parse_size
-    from train.loop import resolve_mixed_precision
 
     base = ctx.base()
     mixed = resolve_mixed_precision("auto", ctx.device)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed, torch.float32)
+    dtype = torch_dtype(mixed)
     unet = base.unet.to(ctx.device, dtype)
     w, h = parse_size(ctx.sizes.frame)
     batch, down = 4, base.vae_downsample

@@ -112,7 +112,8 @@ def main(argv=None) -> int:
 
     from train.config import TrainConfig
     from train.data.frames import parse_size
-    from train.loop import Trainer, build_embedder, resolve_mixed_precision
+    from train.loop import Trainer, build_embedder
+    from train.precision import resolve_mixed_precision, torch_dtype
 
     w, h = parse_size(frame)
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,7 +145,7 @@ def main(argv=None) -> int:
                         "std": dist.std.float().cpu()}
 
     def prepare(mixed, cached):
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed, torch.float32)
+        dtype = torch_dtype(mixed)
         for m in [*base.text_encoders, base.unet]:
             m.to(device, dtype=dtype)
         # as in training: with the cache, the frozen encoders are not on the device at all

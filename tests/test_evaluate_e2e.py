@@ -23,6 +23,7 @@ from factories.media import write_picture, write_wav
 from test_evaluate_encoders import TinyPixelFeatures, write_tiny_clip, write_tiny_wav2clip
 from train.evaluate import encoders as enc
 from train.evaluate import generation as gen
+from train.evaluate.images import image_path
 from train.evaluate import EvalConfig, evaluate, main
 
 CLIPS = [  # id, label, tone (Hz), picture colour
@@ -247,7 +248,7 @@ def test_real_generator_end_to_end(dataset, scorer_files, generator_files, tmp_p
     # Fixed seeds: c0 and c2 are both "dog", so the text row gave them the same prompt and seed, hence
     # the same picture; their audio tokens differ, and so do their audio-row pictures.
     def pixels(row, cid):
-        return np.asarray(Image.open(gen.image_path(tmp_path / "images", row, cid, 0)))
+        return np.asarray(Image.open(image_path(tmp_path / "images", row, cid, 0)))
 
     assert np.array_equal(pixels("text", "c0"), pixels("text", "c2"))
     assert not np.array_equal(pixels("audio", "c0"), pixels("audio", "c2"))

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from train.evaluate import report as R
+from train.evaluate.grid import image_grid
 
 
 def _report():
@@ -50,6 +51,6 @@ def test_full_markdown_and_files(tmp_path):
 
 def test_grid_layout():
     red, blue = Image.new("RGB", (64, 40), "red"), Image.new("RGB", (30, 30), "blue")
-    grid = R.image_grid([("clip a", [red, blue, None]), ("clip b", [blue, red, red])], ["ref", "s0", "s1"], cell=50)
+    grid = image_grid([("clip a", [red, blue, None]), ("clip b", [blue, red, red])], ["ref", "s0", "s1"], cell=50)
     assert grid.size == (4 + 3 * 54, 18 + 2 * (18 + 50 + 4) + 4)
     assert grid.getpixel((4 + 25, 18 + 18 + 25)) == (255, 0, 0)

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from .inject import PromptEncoder, count_placeholders
+from .precision import torch_dtype
 
 log = logging.getLogger("train.generate")
 
@@ -64,6 +65,7 @@ class AudioImageGenerator:
                    base_config=None, lora=None):
         from audiotoken_core.beats import load_beats
         from audiotoken_core.embedder import load_embedder
+        from audiotoken_core.prompt import check_fits
 
         from .models import MissingModelError, load_base_model
 
@@ -79,15 +81,7 @@ class AudioImageGenerator:
 
             load_lora(base.unet, lora)
         embedder = load_embedder(embedder_path)
-        for head in base.heads:
-            if head not in embedder.heads:
-                raise ValueError(
-                    f"{embedder_path} has heads {embedder.head_names} but the base model needs {base.heads} "
-                    f"(token widths {base.widths}); it was trained for another base model family"
-                )
-            if embedder.widths[head] != base.widths[head]:
-                raise ValueError(f"{embedder_path}: head {head} is {embedder.widths[head]} wide, the base model's "
-                                 f"text encoder is {base.widths[head]}")
+        check_fits(embedder.widths, base.widths, str(embedder_path))
         beats = load_beats(beats_path) if beats_path else None
         # an fp16 VAE that its config marks `force_upcast` (SDXL's) overflows: keep that one in fp32
         upcast = dtype == torch.float16 and bool(getattr(base.vae.config, "force_upcast", False))
@@ -305,7 +299,7 @@ def main(argv=None) -> int:
     if problems:
         print("cannot generate; missing files:\n  - " + "\n  - ".join(problems), file=sys.stderr)
         return 2
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
+    dtype = torch_dtype(args.dtype)
     try:
         gen = AudioImageGenerator.from_files(str(paths["base_model"]), str(paths["embedder"]), str(paths["beats"]),
                                              args.device, dtype, base_config=args.base_config,

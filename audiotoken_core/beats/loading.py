@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ..file_format import is_safetensors
 from ..labels import label_dict_json, read_label_dict
 from ..safeload import load_torch_checkpoint, read_safetensors, write_safetensors
 from .config import BEATsConfig
@@ -102,13 +103,6 @@ def build_beats(
     if device is not None or dtype is not None:
         model.to(device=device, dtype=dtype)
     return model.eval()
-
-
-def is_safetensors(path: Path) -> bool:
-    # 8-byte little-endian header size, then the JSON header
-    with open(path, "rb") as f:
-        head = f.read(9)
-    return len(head) == 9 and head[8:9] == b"{"
 
 
 def load_beats(

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 
+from .. import file_format
 from ..safeload import load_torch_checkpoint
-from .loading import CFG_METADATA_KEY, is_safetensors
+from .loading import CFG_METADATA_KEY
 
 # Keys that only BEATs has: the patch embedding and the gated relative-position attention.
 _BEATS_KEYS = ("patch_embedding.weight", "encoder.layers.0.self_attn.grep_linear.weight")
@@ -57,10 +58,11 @@ def _identify(path: str, mtime_ns: int, size: int) -> EncoderFile:
     path = Path(path)
     if size == 0:
         return _unreadable("the file is empty (0 bytes)")
+    kind = file_format.sniff(path)
     try:
-        if is_safetensors(path):
+        if kind == file_format.SAFETENSORS:
             return _from_safetensors(path)
-        if _is_torch_file(path):
+        if kind in file_format.TORCH_FORMATS:
             return _from_torch_file(path)
     except ValueError as exc:
         return _unreadable(str(exc).removeprefix(f"{path.name}: "))
@@ -106,13 +108,6 @@ def _from_torch_file(path: Path) -> EncoderFile:
         return BEATS
     state = checkpoint.get("state_dict") if isinstance(checkpoint.get("state_dict"), dict) else checkpoint
     return classify_state_dict({k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)})
-
-
-def _is_torch_file(path: Path) -> bool:
-    # zip archive (torch >= 1.6) or a legacy pickle stream (protocol opcode)
-    with open(path, "rb") as f:
-        head = f.read(4)
-    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
 def _unreadable(reason: str) -> EncoderFile:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .. import file_format
 from ..safeload import load_torch_checkpoint, read_safetensors, write_safetensors
 from .meta import WIDTH_TO_CLIP, EmbedderMeta
 from .model import AudioEmbedder
@@ -192,16 +193,11 @@ def sniff_format(path: str | os.PathLike) -> str:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"embedder file not found: {path}")
-    with open(path, "rb") as f:
-        head = f.read(9)
-    if not head:
+    kind = file_format.sniff(path)
+    if kind == file_format.EMPTY:
         raise ValueError(f"{path.name}: the file is empty (0 bytes); download it again")
-    # safetensors first: its first byte is the header length's low byte, which can be 0x80 like a pickle's.
-    if len(head) == 9 and head[8:9] == b"{":
-        return "safetensors"
-    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
-        return "torch"
-    return "safetensors"
+    # anything unknown goes to the safetensors reader, whose error says the file is not valid
+    return "torch" if kind in file_format.TORCH_FORMATS else "safetensors"
 
 
 def load_embedder(

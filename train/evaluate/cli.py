@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import encoders as enc
+from ..models import MissingModelError
+from . import model_files as files
 from . import report as rep
 from .config import ALL_ROWS, EvalConfig
 from .run import evaluate
@@ -20,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m train.evaluate",
         description="Score an AudioToken embedder: AIS, IIS, AIC (top-1/5) and FID with bootstrap CIs, "
-        "against text-upper-bound, null-token and ground-truth reference rows.",
+        "against text-upper-bound, null-token, BEATs-label and ground-truth reference rows.",
     )
     g = p.add_argument_group("data")
     g.add_argument("--data", required=True, help="dataset folder or file (any layout the trainer reads)")
@@ -37,10 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
                                   "without (the paper's setting); use another --out for each, results.md says which")
     g.add_argument("--dtype", default=d.dtype, choices=["float16", "bfloat16", "float32"])
     g = p.add_argument_group("scoring models (local files only)")
-    g.add_argument("--clip-b32", help=f"transformers folder of {enc.CLIP_B32_SOURCE} (AIS)")
-    g.add_argument("--clip-l14", help=f"transformers folder of {enc.CLIP_L14_SOURCE} (IIS, AIC)")
+    g.add_argument("--clip-b32", help=f"transformers folder of {files.CLIP_B32_SOURCE} (AIS)")
+    g.add_argument("--clip-l14", help=f"transformers folder of {files.CLIP_L14_SOURCE} (IIS, AIC)")
     g.add_argument("--wav2clip", help="Wav2CLIP.pt checkpoint (AIS)")
-    g.add_argument("--inception", help=f"{enc.FID_WEIGHTS_NAME} (FID)")
+    g.add_argument("--inception", help=f"{files.FID_WEIGHTS_NAME} (FID)")
     g = p.add_argument_group("generation")
     g.add_argument("--prompt", default=d.prompt, help="prompt with the audio placeholder <audio> or <*>")
     g.add_argument("--n-images", type=int, default=d.n_images, help="images per clip (seeds seed..seed+n-1)")
@@ -50,9 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--height", type=int, default=None)
     g.add_argument("--width", type=int, default=None)
     g.add_argument("--null-token", default=d.null_token, choices=["zero", "random"])
+    g.add_argument("--label-k", type=int, default=d.label_k,
+                   help="labels rows: at most this many BEATs AudioSet labels per prompt, best first")
+    g.add_argument("--label-threshold", type=float, default=d.label_threshold,
+                   help="labels rows: leave out labels scoring below this probability (a clip where none reaches "
+                        "it gets its best label)")
     g.add_argument("--gen-batch", type=int, default=d.gen_batch, help="clips per generator call")
     g = p.add_argument_group("what to compute")
-    g.add_argument("--rows", default=",".join(d.rows), help=f"comma list of {', '.join(ALL_ROWS)}")
+    g.add_argument("--rows", default=",".join(d.rows),
+                   help=f"comma list of {', '.join(ALL_ROWS)} (default: {','.join(d.rows)}; the labels rows need "
+                        "a fine-tuned BEATs, which holds the AudioSet head)")
     g.add_argument("--metrics", default=",".join(d.metrics), help=f"comma list of {', '.join(METRICS)}")
     g.add_argument("--aic-template", default=d.aic_template, help="class prompt for zero-shot AIC")
     g.add_argument("--labels-file", help="all class names, one per line (default: the labels of the scored clips)")
@@ -83,6 +91,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> EvalConfig:
         clip_b32=a.clip_b32, clip_l14=a.clip_l14, wav2clip=a.wav2clip, inception=a.inception,
         prompt=a.prompt, n_images=a.n_images, seed=a.seed, steps=a.steps, guidance=a.guidance,
         height=a.height, width=a.width, null_token=a.null_token, gen_batch=a.gen_batch,
+        label_k=a.label_k, label_threshold=a.label_threshold,
         rows=tuple(x.strip() for x in a.rows.split(",") if x.strip()),
         metrics=tuple(x.strip() for x in a.metrics.split(",") if x.strip()),
         aic_template=a.aic_template, labels_file=a.labels_file, wav2clip_rate=a.wav2clip_rate,
@@ -97,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = config_from_args(argv)
     try:
         report = evaluate(cfg)
-    except (enc.MissingModelError, FileNotFoundError, ValueError) as exc:
+    except (MissingModelError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if report is not None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import generation as gen
+from . import heard
 from .scoring import METRICS
 
-ALL_ROWS = ("audio", "text", "null", "ground_truth")
+ALL_ROWS = (*gen.ROWS_GENERATED, "ground_truth")
+# The BEATs-label rows are opt-in: they need the AudioSet head and cost two more generations per clip.
+DEFAULT_ROWS = ("audio", "text", "null", "ground_truth")
 
 
 @dataclass
@@ -37,9 +40,11 @@ class EvalConfig:
     height: int | None = None
     width: int | None = None
     null_token: str = "zero"
+    label_k: int = heard.LABEL_K
+    label_threshold: float = heard.LABEL_THRESHOLD
     gen_batch: int = 4
     # what to compute
-    rows: tuple[str, ...] = ALL_ROWS
+    rows: tuple[str, ...] = DEFAULT_ROWS
     metrics: tuple[str, ...] = METRICS
     aic_template: str = "a photo of {label}"
     labels_file: str | None = None
@@ -56,7 +61,6 @@ class EvalConfig:
     overwrite: bool = False
     cpu: bool = False
     progress: bool = True
-    extra: dict = field(default_factory=dict)
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -71,4 +75,6 @@ class EvalConfig:
             height=self.height,
             width=self.width,
             null_token=self.null_token,
+            label_k=self.label_k,
+            label_threshold=self.label_threshold,
         )

@@ -1,121 +1,30 @@
-"""The frozen scoring models, each loaded from a local file or folder only.
+"""The frozen scoring models, each loaded from a local file or folder only (`model_files` says which and
+from where), and which of them the requested metrics need.
 
-* CLIP ViT-B/32 (AIS image side) and ViT-L/14 (IIS, AIC): a transformers folder (`config.json`, weights,
-  tokenizer and `preprocessor_config.json`), e.g. a `huggingface-cli download` of openai/clip-vit-*.
-* Wav2CLIP (AIS audio side): the released `Wav2CLIP.pt`, read by our copy of its architecture.
-* Inception for FID: pytorch-fid's `InceptionV3` (2048-d final pool) with `pt_inception-2015-12-05-*.pth`.
-
-Nothing here reaches a hub: a missing model stops with `MissingModelError`, naming the path and where the
-file comes from. Every encoder has a `key`, a fingerprint of the model and its preprocessing, under which
+Every encoder has a `key`, a fingerprint of the model and its preprocessing, under which
 `features.FeatureCache` stores what it computed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from pathlib import Path
 from unittest import mock
 
 import numpy as np
 import torch
 
+from ..models import MissingModelError
 from . import wav2clip_model
-
-CLIP_B32_SOURCE = "openai/clip-vit-base-patch32"
-CLIP_L14_SOURCE = "openai/clip-vit-large-patch14"
-FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
-FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FID_WEIGHTS_NAME
-
-
-class MissingModelError(FileNotFoundError):
-    """A scoring model is not on disk; the message says which and where to get it."""
-
-
-def _missing(what: str, path, how: str) -> MissingModelError:
-    return MissingModelError(f"{what} not found at {path}. {how}")
-
-
-def _fingerprint(*parts) -> str:
-    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-_SAMPLE = 8 << 20
-
-
-def _content_sample_digest(path: Path) -> str:
-    """sha1 of the file's size, first 8 MiB and last 8 MiB: two checkpoints of one architecture (a
-    fine-tune, another seed) differ there, while hashing gigabytes of weights on every run would cost
-    more than the cache saves."""
-    size = path.stat().st_size
-    h = hashlib.sha1(str(size).encode())
-    with open(path, "rb") as f:
-        h.update(f.read(_SAMPLE))
-        if size > 2 * _SAMPLE:
-            f.seek(size - _SAMPLE)
-            h.update(f.read(_SAMPLE))
-    return h.hexdigest()
-
-
-def _folder_fingerprint(folder: Path) -> list:
-    """Config texts plus a content digest of each weight file; independent of where the folder lives."""
-    parts = []
-    for name in sorted(os.listdir(folder)):
-        p = folder / name
-        if not p.is_file():
-            continue
-        if name.endswith(".json"):
-            parts.append((name, p.read_text(encoding="utf-8", errors="replace")))
-        elif name.endswith((".safetensors", ".bin", ".pt", ".pth")):
-            parts.append((name, _content_sample_digest(p)))
-    return parts
-
-
-def _file_fingerprint(path: Path) -> list:
-    return [_content_sample_digest(path)]
-
-
-def _clip_how(folder: Path, source: str) -> str:
-    return (
-        f"Point it at a local transformers folder of {source}, e.g. "
-        f"`huggingface-cli download {source} --local-dir {folder}` on a machine with network access."
-    )
-
-
-def check_clip_folder(folder, source: str) -> Path:
-    """Cheap existence check, run before generation so a missing scorer fails in seconds, not hours."""
-    if folder is None:
-        raise MissingModelError(f"no CLIP folder given for {source}. {_clip_how(Path('models') / source.split('/')[-1], source)}")
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise _missing(f"CLIP model folder ({source})", folder, _clip_how(folder, source))
-    if not (folder / "config.json").is_file():
-        raise _missing(f"config.json of the CLIP folder ({source})", folder / "config.json", _clip_how(folder, source))
-    return folder
-
-
-def check_wav2clip_file(path) -> Path:
-    how = (
-        f"Download {wav2clip_model.CHECKPOINT_NAME} from {wav2clip_model.CHECKPOINT_URL} "
-        "(the file the `wav2clip` package fetches) and pass its path with --wav2clip."
-    )
-    if path is None:
-        raise MissingModelError(f"no Wav2CLIP checkpoint given. {how}")
-    path = Path(path)
-    if not path.is_file():
-        raise _missing("Wav2CLIP checkpoint", path, how)
-    return path
-
-
-def check_inception_file(path) -> Path:
-    how = f"Download {FID_WEIGHTS_NAME} from {FID_WEIGHTS_URL} (pytorch-fid's weights) and pass its path with --inception."
-    if path is None:
-        raise MissingModelError(f"no FID Inception weights given. {how}")
-    path = Path(path)
-    if not path.is_file():
-        raise _missing("FID Inception weights", path, how)
-    return path
+from .fingerprint import file_fingerprint, fingerprint, folder_fingerprint
+from .model_files import (
+    CLIP_B32_SOURCE,
+    CLIP_L14_SOURCE,
+    FID_WEIGHTS_NAME,
+    FID_WEIGHTS_URL,
+    check_clip_folder,
+    check_inception_file,
+    check_wav2clip_file,
+    clip_how,
+)
 
 
 def _batches(items: list, size: int):
@@ -128,7 +37,7 @@ class ClipEncoder:
 
     def __init__(self, folder, device="cpu", batch_size: int = 64, source: str = CLIP_L14_SOURCE):
         folder = check_clip_folder(folder, source)
-        how = _clip_how(folder, source)
+        how = clip_how(folder, source)
         from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
 
         try:
@@ -142,9 +51,9 @@ class ClipEncoder:
         self.batch_size = batch_size
         self.name = f"clip:{folder.name}"
         # one pass over the weight files serves both keys (it reads up to 16 MiB of each)
-        contents = _folder_fingerprint(folder)
-        self.key = _fingerprint("clip-image-v1", contents)
-        self.text_key = _fingerprint("clip-text-v1", contents)
+        contents = folder_fingerprint(folder)
+        self.key = fingerprint("clip-image-v1", contents)
+        self.text_key = fingerprint("clip-text-v1", contents)
 
     @torch.inference_mode()
     def encode_images(self, images: list) -> np.ndarray:
@@ -194,7 +103,7 @@ class Wav2ClipEncoder:
         self.sample_rate = int(sample_rate)
         self.clip_seconds = float(clip_seconds)
         self.name = f"wav2clip:{path.name}"
-        self.key = _fingerprint("wav2clip-v1", _file_fingerprint(path), self.sample_rate, self.clip_seconds)
+        self.key = fingerprint("wav2clip-v1", file_fingerprint(path), self.sample_rate, self.clip_seconds)
 
     def prepare(self, waveform: torch.Tensor, sample_rate: int, start_s: float = 0.0) -> torch.Tensor:
         """Mono, resampled, the `clip_seconds` window from `start_s`, zero-padded at the end (as
@@ -261,7 +170,7 @@ class InceptionEncoder:
         self.model.to(self.device)
         self.batch_size = batch_size
         self.name = f"inception:{path.name}"
-        self.key = _fingerprint("fid-inception-pool3-v1", _file_fingerprint(path))
+        self.key = fingerprint("fid-inception-pool3-v1", file_fingerprint(path))
 
     @torch.inference_mode()
     def encode_images(self, images: list) -> np.ndarray:
@@ -287,14 +196,64 @@ def finite_or_raise(features: np.ndarray, what: str) -> np.ndarray:
     return features
 
 
+def required_models(cfg) -> dict[str, str]:
+    """Which scorer each requested metric needs, checked before any generation starts."""
+    need = {}
+    if "ais" in cfg.metrics:
+        need["clip_b32"] = "ais"
+        need["wav2clip"] = "ais"
+    if "iis" in cfg.metrics or "aic" in cfg.metrics:
+        need["clip_l14"] = "iis/aic"
+    if "fid" in cfg.metrics:
+        need["inception"] = "fid"
+    return need
+
+
+def check_scorers(cfg) -> None:
+    checks = {
+        "clip_b32": lambda: check_clip_folder(cfg.clip_b32, CLIP_B32_SOURCE),
+        "clip_l14": lambda: check_clip_folder(cfg.clip_l14, CLIP_L14_SOURCE),
+        "wav2clip": lambda: check_wav2clip_file(cfg.wav2clip),
+        "inception": lambda: check_inception_file(cfg.inception),
+    }
+    problems = []
+    for name in required_models(cfg):
+        try:
+            checks[name]()
+        except MissingModelError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise MissingModelError(
+            "scoring models are missing (or drop the metric with --metrics):\n  - " + "\n  - ".join(problems)
+        )
+
+
+def load_scorers(cfg, device) -> dict:
+    loaders = {
+        "clip_b32": lambda: ClipEncoder(cfg.clip_b32, device, cfg.clip_batch, CLIP_B32_SOURCE),
+        "clip_l14": lambda: ClipEncoder(cfg.clip_l14, device, cfg.clip_batch, CLIP_L14_SOURCE),
+        "wav2clip": lambda: Wav2ClipEncoder(cfg.wav2clip, device, cfg.audio_batch, cfg.wav2clip_rate),
+        "inception": lambda: InceptionEncoder(cfg.inception, device, cfg.inception_batch),
+    }
+    need = required_models(cfg)
+    return {name: load() for name, load in loaders.items() if name in need}
+
+
 __all__ = [
+    "CLIP_B32_SOURCE",
+    "CLIP_L14_SOURCE",
+    "FID_WEIGHTS_NAME",
+    "FID_WEIGHTS_URL",
     "ClipEncoder",
     "Wav2ClipEncoder",
     "InceptionEncoder",
     "MissingModelError",
     "check_clip_folder",
     "check_inception_file",
+    "check_scorers",
     "check_wav2clip_file",
+    "load_scorers",
+    "required_models",
     "fid_inception_from_state_dict",
     "finite_or_raise",
 ]

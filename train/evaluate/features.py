@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+
+from audiotoken_core.safeload import atomic_write
 
 _CHUNK = 1 << 20
 
@@ -53,16 +54,15 @@ class FeatureCache:
             return None  # a torn file from a killed run: recompute it
 
     def put(self, model_key: str, item_key: str, vector: np.ndarray) -> None:
-        p = self.path(model_key, item_key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, np.asarray(vector, dtype=np.float32), allow_pickle=False)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        array = np.asarray(vector, dtype=np.float32)
+
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as f:  # a file object: given a path, np.save would append ".npy" to the name
+                np.save(f, array, allow_pickle=False)
+
+        # No fsync: an entry torn by a crash reads as missing and is recomputed, while a sync per vector would
+        # cost more than embedding it.
+        atomic_write(self.path(model_key, item_key), save, fsync=False)
 
     def has(self, model_key: str, item_key: str) -> bool:
         return self.path(model_key, item_key).is_file()
@@ -143,3 +143,18 @@ def extract(
     """Single-process convenience: compute what is missing, then return all rows in item order."""
     compute_missing(encode, model_key, items, cache, batch_size, desc=desc, show_progress=show_progress)
     return load_features(model_key, [it.key for it in items], cache)
+
+
+class Digests:
+    """File content hashes, memoised: every image is hashed at most once per process."""
+
+    def __init__(self):
+        self._memo: dict[Path, str] = {}
+
+    def __call__(self, path: Path) -> str:
+        if path not in self._memo:
+            self._memo[path] = file_digest(path)
+        return self._memo[path]
+
+    def audio_key(self, clip) -> str:
+        return text_digest(self(Path(clip.audio_path)), clip.start_s, clip.duration_s)

@@ -1,16 +1,17 @@
-"""Producing the images each report row scores, with fixed seeds, saved as PNG files.
+"""The report rows: how each conditions the prompt, the per-clip prompts, and the generator that makes their images.
 
 A row is one way of conditioning the same prompt: `audio` (the audio token), `text` (the true label
-written where the token goes: the upper bound), `null` (a zero or random token: the lower bound). The
-evaluation talks to the model through `RowGenerator`, so tests can inject a small fake and the trainer's
-`AudioImageGenerator` is wrapped by `AudioTokenRows`. Seeds are the same list for every clip and every
-row, so rows differ only in their conditioning.
+written where the token goes: the upper bound), `null` (a zero or random token: the lower bound), and two
+training-free references from BEATs's own AudioSet head (`heard.py`): `labels` (the words it hears written
+where the token goes) and `labels_token` (the token followed by those words). The evaluation talks to the
+model through `RowGenerator`, so tests can inject a small fake and the trainer's `AudioImageGenerator` is
+wrapped by `AudioTokenRows`. Seeds are the same list for every clip and every row, so rows differ only in
+their conditioning.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,8 +19,22 @@ from typing import Protocol, Sequence
 
 import torch
 
-PLACEHOLDERS = ("<*>", "<audio>")
-ROWS_GENERATED = ("audio", "text", "null")
+from audiotoken_core.prompt import PLACEHOLDERS
+
+from . import heard
+from .features import file_digest
+
+LABEL_ROWS = ("labels", "labels_token")
+ROWS_GENERATED = ("audio", "text", "null", *LABEL_ROWS)
+# The files behind each row's images (AudioTokenRows.identity): the text and null rows do not depend on the
+# Embedder, so scoring a new checkpoint regenerates only the rows with the audio token.
+ROW_IDENTITY = {
+    "audio": ("base_model", "embedder", "lora"),
+    "text": ("base_model", "lora"),
+    "null": ("base_model", "lora"),
+    "labels": ("base_model", "lora", "beats"),
+    "labels_token": ("base_model", "embedder", "lora", "beats"),
+}
 
 
 @dataclass(frozen=True)
@@ -31,33 +46,64 @@ class GenerationSettings:
     height: int | None = None
     width: int | None = None
     null_token: str = "zero"  # or "random"
+    label_k: int = heard.LABEL_K
+    label_threshold: float = heard.LABEL_THRESHOLD
 
     def signature(self, row: str, extra: dict | None = None) -> dict:
         """What must match for a saved image to be reused."""
         sig = {"row": row, **asdict(self), "seeds": list(self.seeds)}
         if row != "null":
             sig.pop("null_token")
+        if row not in LABEL_ROWS:
+            sig.pop("label_k")
+            sig.pop("label_threshold")
         sig.update(extra or {})
         return sig
 
 
-def text_prompt(prompt: str, label: str) -> str:
-    """The prompt with the clip's label where the audio token would go."""
+def _at_placeholders(prompt: str, text) -> str:
     if not any(p in prompt for p in PLACEHOLDERS):
         raise ValueError(f"the prompt {prompt!r} has no audio placeholder ({' or '.join(PLACEHOLDERS)})")
-    return re.sub("|".join(re.escape(p) for p in PLACEHOLDERS), lambda _m: label, prompt)
+    return re.sub("|".join(re.escape(p) for p in PLACEHOLDERS), text, prompt)
+
+
+def text_prompt(prompt: str, label: str) -> str:
+    """The prompt with the clip's label where the audio token would go."""
+    return _at_placeholders(prompt, lambda _m: label)
+
+
+def token_and_words_prompt(prompt: str, words: str) -> str:
+    """The `labels_token` prompt: the words after the token, comma-separated ("a photo of <audio>, dog, bark")."""
+    return _at_placeholders(prompt, lambda m: f"{m.group(0)}, {words}")
+
+
+def row_prompts(row: str, prompt: str, clips, words: dict[str, str]) -> list[str] | None:
+    """The per-clip prompts of a row; None for the audio and null rows, which use `prompt` as it is."""
+    if row == "text":
+        return [text_prompt(prompt, c.label) for c in clips]
+    if row == "labels":
+        return [text_prompt(prompt, words[c.id]) for c in clips]
+    if row == "labels_token":
+        return [token_and_words_prompt(prompt, words[c.id]) for c in clips]
+    return None
 
 
 class RowGenerator(Protocol):
-    """Each method returns, per input, one PIL image per seed (in seed order)."""
+    """Each image method returns, per input, one PIL image per seed (in seed order)."""
 
-    def audio(self, sounds: Sequence[tuple[torch.Tensor, int]], settings: GenerationSettings) -> list[list]:
+    def audio(self, sounds: Sequence[tuple[torch.Tensor, int]], settings: GenerationSettings,
+              prompts: Sequence[str] | None = None) -> list[list]:
+        """The audio token of each sound in `prompts[i]` (default: `settings.prompt` for all)."""
         ...
 
     def text(self, prompts: Sequence[str], settings: GenerationSettings) -> list[list]:
         ...
 
     def null(self, clip_ids: Sequence[str], settings: GenerationSettings) -> list[list]:
+        ...
+
+    def labels(self, sounds: Sequence[tuple[torch.Tensor, int]], settings: GenerationSettings) -> list[str]:
+        """Per sound, the label words BEATs's AudioSet head gives it (the `labels` rows' text)."""
         ...
 
     def describe(self, row: str) -> dict:
@@ -116,10 +162,10 @@ class AudioTokenRows:
     def _kwargs(self, s: GenerationSettings) -> dict:
         return dict(seeds=list(s.seeds), steps=s.steps, guidance=s.guidance, height=s.height, width=s.width)
 
-    def audio(self, sounds, settings):
+    def audio(self, sounds, settings, prompts=None):
         out = []
-        for wave, rate in sounds:
-            out += self.generator.images_for_audio(wave, rate, prompt=settings.prompt, **self._kwargs(settings))
+        for (wave, rate), prompt in zip(sounds, prompts or [settings.prompt] * len(sounds)):
+            out += self.generator.images_for_audio(wave, rate, prompt=prompt, **self._kwargs(settings))
         return out
 
     def text(self, prompts, settings):
@@ -130,47 +176,52 @@ class AudioTokenRows:
         tokens = null_tokens(self.widths, self.n_tokens, seeds, settings.null_token, self.token_scale)
         return self.generator.images_for_tokens(tokens, prompt=settings.prompt, **self._kwargs(settings))
 
+    def labels(self, sounds, settings):
+        heard.check_head(self.generator.beats, LABEL_ROWS)
+        return [heard.label_words(self.generator.beats, wave, rate, settings.label_k, settings.label_threshold)
+                for wave, rate in sounds]
+
     def describe(self, row: str) -> dict:
-        # Text and null images do not depend on the Embedder: scoring a new checkpoint regenerates only the
-        # audio row.
-        keep = ("base_model", "lora") if row in ("text", "null") else tuple(self.identity)
+        keep = ROW_IDENTITY[row]
         return {"widths": self.widths, "n_tokens": self.n_tokens, **{k: self.identity[k] for k in keep if k in self.identity}}
 
 
-def safe_name(clip_id: str) -> str:
-    """A file name for a clip id (ids may hold '/' or '@' from manifests); a short hash keeps it unique."""
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", clip_id).strip("._")[:80] or "clip"
-    return f"{base}-{hashlib.sha1(clip_id.encode('utf-8')).hexdigest()[:8]}"
+def check_generator(cfg) -> None:
+    """Flags and files of the generator, checked before any frame is decoded."""
+    missing = [n for n in ("base_model", "embedder", "beats") if getattr(cfg, n) is None]
+    if missing:
+        raise ValueError(
+            "generating images needs --" + ", --".join(m.replace("_", "-") for m in missing)
+            + " (or evaluate only the ground-truth row with --rows ground_truth)"
+        )
+    from ..generate import missing_files
+    from ..models import MissingModelError
+
+    problems = missing_files(cfg.base_model, cfg.embedder, cfg.beats, cfg.base_config)
+    if cfg.lora and not Path(cfg.lora).is_file():
+        problems.append(f"LoRA: {cfg.lora} not found")
+    if problems:
+        raise MissingModelError("generator files are missing:\n  - " + "\n  - ".join(problems))
 
 
-def image_path(root: Path, row: str, clip_id: str, seed: int) -> Path:
-    return root / row / f"{safe_name(clip_id)}_s{seed}.png"
+def _file_identity(path) -> str:
+    return f"{Path(path).name}:{file_digest(path)[:16]}"
 
 
-def reference_path(root: Path, clip_id: str) -> Path:
-    return root / "reference" / f"{safe_name(clip_id)}.png"
+def load_row_generator(cfg, device) -> AudioTokenRows:
+    """The trainer's generator wrapped for the evaluation's rows."""
+    from ..generate import AudioImageGenerator
+    from ..precision import torch_dtype
 
-
-def check_signature(folder: Path, signature: dict, overwrite: bool) -> bool:
-    """True when images already in `folder` were made with `signature` (so they can be reused).
-
-    A folder made with other settings is an error unless `overwrite`, because silently mixing two settings
-    in one row would make the numbers meaningless."""
-    sig_file = folder / "generation.json"
-    if not sig_file.is_file():
-        return False
-    saved = json.loads(sig_file.read_text(encoding="utf-8"))
-    if saved == json.loads(json.dumps(signature)):
-        return True
-    if overwrite:
-        return False
-    changed = sorted(k for k in set(saved) | set(signature) if saved.get(k) != signature.get(k))
-    raise ValueError(
-        f"{folder} holds images generated with other settings (differs in: {', '.join(changed)}). "
-        "Use another --out, or pass --overwrite to regenerate them."
+    dtype = torch_dtype(cfg.dtype)
+    if torch.device(device).type == "cpu" and dtype == torch.float16:
+        dtype = torch.float32  # half precision convolutions are unsupported or very slow on CPU
+    generator = AudioImageGenerator.from_files(
+        cfg.base_model, cfg.embedder, cfg.beats, device=device, dtype=dtype, base_config=cfg.base_config, lora=cfg.lora
     )
-
-
-def write_signature(folder: Path, signature: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "generation.json").write_text(json.dumps(signature, indent=2, sort_keys=True), encoding="utf-8")
+    identity = {"base_model": f"{Path(cfg.base_model).name}", "embedder": _file_identity(cfg.embedder)}
+    if cfg.lora:
+        identity["lora"] = _file_identity(cfg.lora)
+    if any(r in LABEL_ROWS for r in cfg.rows):  # hashing BEATs costs a second; only these rows depend on it
+        identity["beats"] = _file_identity(cfg.beats)
+    return AudioTokenRows.from_generator(generator, identity)

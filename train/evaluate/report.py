@@ -1,14 +1,25 @@
-"""Writing the results: `metrics.json` (every number with its CI), `results.md` (the paper-style table and
-per-class AIC), `per_class_aic.csv`, `per_clip.csv` and `grid.png` (reference frame beside generated images)."""
+"""The report: every row scored from the cached features (`build_report`), and the files it is written to:
+`metrics.json` (every number with its CI), `results.md` (the paper-style table and per-class AIC),
+`per_class_aic.csv`, `per_clip.csv` and `grid.png` (`grid.py`)."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
+
+import numpy as np
+
+from audiotoken_core.safeload import atomic_write, atomic_write_text
+
+from . import features as feat
+from .encoders import finite_or_raise
+from .grid import write_grid
+from .generation import LABEL_ROWS
+from .images import reference_path, row_images
+from .scoring import BootstrapSettings, References, RowFeatures, finite_or_none, score_row
 
 METRIC_COLUMNS = (
     ("fid", "FID ↓", 2),
@@ -22,20 +33,14 @@ ROW_TITLES = {
     "audio": "AudioToken (audio token)",
     "text": "Text upper bound (true label in the prompt)",
     "null": "Null token lower bound",
+    "labels": "BEATs labels → text prompt (no training)",
+    "labels_token": "BEATs labels + audio token",
     "ground_truth": "Ground-truth frames",
 }
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_json(path: Path, report: dict) -> None:
-    _atomic_write(path, json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    atomic_write_text(path, json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def _cell(entry: dict | None, digits: int) -> str:
@@ -89,6 +94,7 @@ def markdown_report(report: dict, per_class_limit: int = 40) -> str:
         "— = not defined for that row.",
         "",
         *([_lora_line(report), ""] if report.get("generator") else []),
+        *([_labels_line(cfg), ""] if any(r in LABEL_ROWS for r in report["rows"]) else []),
         markdown_table(report),
         "",
     ]
@@ -108,29 +114,36 @@ def _lora_line(report: dict) -> str:
     return "UNet LoRA: none (the paper's setting: only the Embedder is trained)."
 
 
+def _labels_line(cfg: dict) -> str:
+    return (f"BEATs labels: the AudioSet head's best {cfg['label_k']} classes scoring at least {cfg['label_threshold']} "
+            "(else its single best), written where the token goes (labels) or after it, comma-separated "
+            "(labels + audio token); the prompt of each clip is in metrics.json.")
+
+
 def write_markdown(path: Path, report: dict) -> None:
-    _atomic_write(path, markdown_report(report))
+    atomic_write_text(path, markdown_report(report))
+
+
+def _write_csv(path: Path, header: list[str], rows) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+
+    atomic_write(path, write)
 
 
 def write_per_class_csv(path: Path, per_class: dict[str, list[dict]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["row", "label", "n", "top1", "top5"])
-        for row, classes in per_class.items():
-            for r in classes:
-                w.writerow([row, r["label"], r["n"], _num(r["top1"]), _num(r["top5"])])
+    _write_csv(path, ["row", "label", "n", "top1", "top5"],
+               ([row, r["label"], r["n"], _num(r["top1"]), _num(r["top5"])]
+                for row, classes in per_class.items() for r in classes))
 
 
 def write_per_clip_csv(path: Path, per_clip: dict[str, list[dict]]) -> None:
     keys = ["id", "label", "ais", "iis", "aic_top1", "aic_top5", "predicted"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["row", *keys])
-        for row, clips in per_clip.items():
-            for c in clips:
-                w.writerow([row, *(_num(c.get(k)) for k in keys)])
+    _write_csv(path, ["row", *keys],
+               ([row, *(_num(c.get(k)) for k in keys)] for row, clips in per_clip.items() for c in clips))
 
 
 def _num(x):
@@ -139,28 +152,118 @@ def _num(x):
     return "" if x is None else x
 
 
-def image_grid(rows: list[tuple[str, list]], column_titles: list[str], cell: int = 160):
-    """One line per clip: its caption, then one cell per column (a PIL image or None for an empty cell)."""
-    from PIL import Image, ImageDraw, ImageOps
+def class_names(cfg, clips) -> list[str]:
+    if cfg.labels_file:
+        names = [ln.strip() for ln in Path(cfg.labels_file).read_text(encoding="utf-8").splitlines() if ln.strip()]
+        unknown = sorted({c.label for c in clips if c.label and c.label not in set(names)})
+        if unknown:
+            raise ValueError(f"{cfg.labels_file} lacks {len(unknown)} label(s) used by the clips, e.g. {unknown[:3]}")
+        return list(dict.fromkeys(names))
+    return sorted({c.label for c in clips if c.label})
 
-    caption_h, title_h, pad = 18, 18, 4
-    n_cols = max((len(images) for _, images in rows), default=0)
-    width = pad + n_cols * (cell + pad)
-    height = title_h + len(rows) * (caption_h + cell + pad) + pad
-    canvas = Image.new("RGB", (max(width, 1), max(height, 1)), "white")
-    draw = ImageDraw.Draw(canvas)
-    for c, title in enumerate(column_titles[:n_cols]):
-        draw.text((pad + c * (cell + pad), 3), title[:28], fill="black")
-    y = title_h
-    for caption, images in rows:
-        draw.text((pad, y + 2), caption[: max(8, width // 7)], fill="black")
-        y += caption_h
-        for c, im in enumerate(images):
-            x = pad + c * (cell + pad)
-            if im is None:
-                draw.rectangle([x, y, x + cell - 1, y + cell - 1], outline="lightgray")
-                continue
-            thumb = ImageOps.contain(im.convert("RGB"), (cell, cell))  # scales small images up as well
-            canvas.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
-        y += cell + pad
-    return canvas
+
+class _Features:
+    """Features of the report's images and audio, read back from the cache every shard wrote into."""
+
+    def __init__(self, models: dict, cache, digests: feat.Digests):
+        self.models, self.cache, self.digests = models, cache, digests
+
+    def images(self, model_name: str, paths: list[Path]):
+        if model_name not in self.models:
+            return None
+        m = self.models[model_name]
+        return finite_or_raise(feat.load_features(m.key, [self.digests(p) for p in paths], self.cache), m.name)
+
+    def audio(self, clips):
+        if "wav2clip" not in self.models:
+            return None
+        w2c = self.models["wav2clip"]
+        keys = [self.digests.audio_key(c) for c in clips]
+        return finite_or_raise(feat.load_features(w2c.key, keys, self.cache), w2c.name)
+
+    def class_prompts(self, template: str, names: list[str], progress: bool):
+        clip_l14 = self.models["clip_l14"]
+        prompts = [template.format(label=n) for n in names]
+        items = [feat.Item(feat.text_digest(p), lambda p=p: p) for p in prompts]
+        return feat.extract(clip_l14.encode_texts, clip_l14.text_key, items, self.cache, clip_l14.batch_size,
+                            desc="class prompts", show_progress=progress)
+
+
+def _references(cfg, clips, names: list[str], features: _Features, images_root: Path) -> References:
+    index = {n: i for i, n in enumerate(names)}
+    ref_paths = [reference_path(images_root, c.id) for c in clips]
+    with_aic = "aic" in cfg.metrics and names and "clip_l14" in features.models
+    return References(
+        audio_w2c=features.audio(clips),
+        frame_l14=features.images("clip_l14", ref_paths) if "iis" in cfg.metrics else None,
+        frame_inception=features.images("inception", ref_paths),
+        class_l14=features.class_prompts(cfg.aic_template, names, cfg.progress) if with_aic else None,
+        targets=np.asarray([index.get(c.label, -1) if c.label else -1 for c in clips], dtype=np.int64),
+        class_names=names,
+    )
+
+
+def _per_clip(clips, members: set[int], scored: dict, prompts: dict[str, str] | None) -> list[dict]:
+    predicted = scored["predicted"] or [None] * len(clips)
+    return [
+        {
+            "id": c.id,
+            "label": c.label,
+            **{k: finite_or_none(v[i]) for k, v in scored["per_clip"].items()},
+            "predicted": predicted[i],
+            **({"prompt": prompts[c.id]} if prompts else {}),
+        }
+        for i, c in enumerate(clips)
+        if i in members
+    ]
+
+
+def build_report(cfg, clips, row_clips: dict[str, list], models: dict, cache, digests: feat.Digests,
+                 images_root: Path, device, prompts: dict[str, dict[str, str]] | None = None) -> dict:
+    """Every row of `row_clips` (row -> the clips it covers, in report order) scored against the references
+    of all `clips`; `prompts[row][clip id]` is kept with a row's per-clip values."""
+    names = class_names(cfg, clips)
+    features = _Features(models, cache, digests)
+    refs = _references(cfg, clips, names, features, images_root)
+    boot = BootstrapSettings(cfg.bootstrap, cfg.fid_bootstrap, cfg.confidence, cfg.seed, device)
+    position = {c.id: i for i, c in enumerate(clips)}
+    report_rows, per_class, per_clip = {}, {}, {}
+    for row, members in row_clips.items():
+        local_owner, paths = row_images(row, members, images_root, cfg.seeds)
+        owner = np.asarray([position[members[i].id] for i in local_owner], dtype=np.int64)
+        scored = score_row(RowFeatures(
+            owner=owner,
+            clip_b32=features.images("clip_b32", paths),
+            clip_l14=features.images("clip_l14", paths),
+            inception=None if row == "ground_truth" else features.images("inception", paths),
+            is_reference=row == "ground_truth",
+        ), refs, set(cfg.metrics), boot)
+        title = ROW_TITLES[row] + (f" ({cfg.null_token})" if row == "null" else "")
+        report_rows[row] = {"title": title, "n_images": len(paths), "metrics": scored["metrics"]}
+        if scored["per_class"] is not None:
+            per_class[row] = scored["per_class"]
+        per_clip[row] = _per_clip(clips, set(owner.tolist()), scored, (prompts or {}).get(row))
+    return {
+        "config": _config_dict(cfg),
+        "dataset": {"n_clips": len(clips), "n_classes": len(names)},
+        "models": {k: {"name": m.name, "key": m.key} for k, m in models.items()},
+        "rows": report_rows,
+        "per_class_aic": per_class,
+        "per_clip": per_clip,
+    }
+
+
+def _config_dict(cfg) -> dict:
+    d = dataclasses.asdict(cfg)
+    d["seeds"] = list(cfg.seeds)
+    d["rows"], d["metrics"] = list(cfg.rows), list(cfg.metrics)
+    return d
+
+
+def write_outputs(out: Path, report: dict, cfg, clips, rows, images_root: Path) -> None:
+    write_json(out / "metrics.json", report)
+    write_markdown(out / "results.md", report)
+    write_per_class_csv(out / "per_class_aic.csv", report["per_class_aic"])
+    write_per_clip_csv(out / "per_clip.csv", report["per_clip"])
+    if cfg.grid_clips > 0:
+        write_grid(out / "grid.png", cfg, clips, [r for r in rows if r != "ground_truth"], images_root)

@@ -74,7 +74,7 @@ def score_row(row: RowFeatures, refs: References, wanted: set[str], boot: Bootst
             top1, counts = metrics.per_class_accuracy(correct[1], targets[labelled], len(refs.class_names))
             top5, _ = metrics.per_class_accuracy(correct[5], targets[labelled], len(refs.class_names))
             out["per_class"] = [
-                {"label": name, "n": int(n), "top1": _opt(t1), "top5": _opt(t5)}
+                {"label": name, "n": int(n), "top1": finite_or_none(t1), "top5": finite_or_none(t5)}
                 for name, n, t1, t5 in zip(refs.class_names, counts, top1, top5)
                 if n > 0
             ]
@@ -98,5 +98,6 @@ def score_row(row: RowFeatures, refs: References, wanted: set[str], boot: Bootst
     return out
 
 
-def _opt(x) -> float | None:
-    return float(x) if np.isfinite(x) else None
+def finite_or_none(x) -> float | None:
+    """A number for the report: None for a missing or undefined (NaN) one, which JSON cannot hold."""
+    return None if x is None or not np.isfinite(x) else float(x)
