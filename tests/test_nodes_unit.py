@@ -17,7 +17,10 @@ WORKFLOWS = sorted((ROOT / "example_workflows").glob("*.json"))
 OUR_NODES = {"AudioTokenModelLoader", "AudioTokenEncode", "AudioTokenTextEncode", "AudioTokenSaveEmbedding",
              "AudioTokenBlend", "AudioTokenSchedule", "AudioTokenDescribe", "AudioTokenDownloadModels"}
 CORE_NODES = {"CheckpointLoaderSimple", "LoadAudio", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "VAEDecode",
-              "SaveImage", "SaveAnimatedWEBP", "LoraLoaderModelOnly", "MarkdownNote", "Note"}
+              "SaveImage", "SaveAnimatedWEBP", "LoraLoaderModelOnly", "MarkdownNote", "Note",
+              # the Flux graph (audiotoken_describe_flux.json); each is in both tested hosts
+              "UNETLoader", "DualCLIPLoader", "VAELoader", "CLIPTextEncodeFlux", "ConditioningZeroOut",
+              "EmptySD3LatentImage", "StringConcatenate"}
 
 
 def test_root_package_imports_without_comfyui():

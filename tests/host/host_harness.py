@@ -98,10 +98,14 @@ class ComfyServer:
             raise RuntimeError(f"GET {path} -> {status}: {raw[:500]!r}")
         return json.loads(raw)
 
-    def post_prompt(self, prompt: dict, workflow: dict | None = None) -> tuple[int, dict]:
+    def post_prompt(self, prompt: dict, workflow: dict | None = None,
+                    targets: list[str] | None = None) -> tuple[int, dict]:
+        """`targets`: run only these output nodes (and what they need), as the frontend's "run selected"."""
         body = {"prompt": prompt, "client_id": "audiotoken-tests"}
         if workflow is not None:
             body["extra_data"] = {"extra_pnginfo": {"workflow": workflow}}
+        if targets is not None:
+            body["partial_execution_targets"] = targets
         status, raw = self.request("POST", "/prompt", body)
         return status, json.loads(raw)
 
@@ -118,9 +122,10 @@ class ComfyServer:
             time.sleep(0.2)
         raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout:.0f} s")
 
-    def run(self, prompt: dict, workflow: dict | None = None, timeout: float = 180.0) -> dict:
+    def run(self, prompt: dict, workflow: dict | None = None, timeout: float = 180.0,
+            targets: list[str] | None = None) -> dict:
         """POST a prompt that must validate, and return its finished history entry."""
-        status, answer = self.post_prompt(prompt, workflow)
+        status, answer = self.post_prompt(prompt, workflow, targets)
         if status != 200 or answer.get("node_errors"):
             raise AssertionError(f"prompt rejected ({status}): {json.dumps(answer, indent=1)[:3000]}")
         return self.wait_history(answer["prompt_id"], timeout)

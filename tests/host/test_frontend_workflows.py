@@ -22,9 +22,13 @@ pytestmark = [pytest.mark.host, pytest.mark.slow]
 from frontend import CHROMIUM_CANDIDATES, Chromium, Page, find_chromium  # noqa: E402
 from host_assets import LONG_RECORDING_WINDOWS  # noqa: E402
 from host_harness import REPO_ROOT, saved_images  # noqa: E402
+from partial_runs import PARTIAL, run_audio_part, split_workflows, static_problems, write_placeholders  # noqa: E402
 from ui_to_api import set_inputs, ui_to_api  # noqa: E402
 
 WORKFLOWS = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
+# Queued whole from the frontend, or (image model too big: partial_runs.PARTIAL) converted by the frontend and
+# only the audio part of its prompt run.
+FULL, PARTIAL_RUNS = split_workflows(WORKFLOWS)
 EXPECTED_IMAGES = {"audiotoken_long_recording_windows.json": LONG_RECORDING_WINDOWS}
 SHRINK = {"EmptyLatentImage": {"width": 64, "height": 64}, "KSampler": {"steps": 2}}
 
@@ -76,9 +80,15 @@ def chromium(tmp_path_factory):
     browser.stop()
 
 
+@pytest.fixture(scope="module")
+def placeholders(comfy_server):
+    """Before the frontend reads the model lists: the image-model files the partial workflows name."""
+    return write_placeholders(comfy_server.base / "models", WORKFLOWS)
+
+
 # Chromium first: a missing browser fails at once instead of after a minute of server start.
 @pytest.fixture(scope="module")
-def page(chromium, comfy_server):
+def page(chromium, comfy_server, placeholders):
     skip_first_run(comfy_server)
     tab = Page(chromium.cdp_port)
     tab.open_frontend(comfy_server.url + "/")
@@ -89,7 +99,7 @@ def page(chromium, comfy_server):
 
 
 @pytest.fixture(scope="module")
-def object_info(comfy_server):
+def object_info(comfy_server, placeholders):
     return comfy_server.get_json("/object_info")
 
 
@@ -144,13 +154,18 @@ def queue_from_frontend(page: Page) -> str:
     return queued["answer"]["prompt_id"]
 
 
-def assert_prompt_matches_ui_to_api(ran: dict, workflow: dict, object_info: dict) -> None:
+def frontend_prompt(page: Page) -> dict:
+    """The API prompt the frontend makes of the open graph (what the Run button would post)."""
+    return page.js("window.app.graphToPrompt().then(p => p.output)")
+
+
+def assert_prompt_matches_ui_to_api(ran: dict, workflow: dict, object_info: dict, shrink: dict = SHRINK) -> None:
     """The frontend's conversion agrees with ui_to_api, which the server tests rely on.
 
     The frontend may add inputs the server ignores (1.27 sends LoadAudio's `audioUI` preview widget).
     """
     expected = ui_to_api(workflow, object_info)
-    for class_type, values in SHRINK.items():
+    for class_type, values in shrink.items():
         set_inputs(expected, class_type, **values)
     assert set(ran) == set(expected), (sorted(ran), sorted(expected))
     for node_id, node in expected.items():
@@ -159,8 +174,8 @@ def assert_prompt_matches_ui_to_api(ran: dict, workflow: dict, object_info: dict
             assert ran[node_id]["inputs"].get(name) == value, (node_id, node["class_type"], name, ran[node_id])
 
 
-@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
-def test_frontend_runs_example_workflow(page, comfy_server, object_info, path: Path):
+def open_workflow(page: Page, path: Path) -> dict:
+    """Open an example workflow as a user would; it must load with no missing nodes and no missing-X dialog."""
     workflow = json.loads(path.read_text())
     leftover = close_dialogs(page)
     assert not leftover, f"dialogs that Escape does not close: {leftover}"
@@ -170,6 +185,17 @@ def test_frontend_runs_example_workflow(page, comfy_server, object_info, path: P
     assert page.js("window.__audiotokenMissingNodes") == [], "the frontend reported missing nodes"
     dialogs = page.js(VISIBLE_DIALOGS_JS)
     assert not [d for d in dialogs if "missing" in d.lower()], dialogs
+    return workflow
+
+
+def test_every_example_workflow_is_queued_whole_or_in_part():
+    assert sorted(FULL + PARTIAL_RUNS) == WORKFLOWS and not set(FULL) & set(PARTIAL_RUNS)
+    assert {p.name for p in PARTIAL_RUNS} == set(PARTIAL)
+
+
+@pytest.mark.parametrize("path", FULL, ids=[p.stem for p in FULL])
+def test_frontend_runs_example_workflow(page, comfy_server, object_info, path: Path):
+    workflow = open_workflow(page, path)
 
     expected_changes = sorted(f"{node['type']}.{name}" for node in workflow["nodes"]
                               for name in SHRINK.get(node["type"], {}))
@@ -179,3 +205,15 @@ def test_frontend_runs_example_workflow(page, comfy_server, object_info, path: P
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"], indent=1)[-3000:]
     assert len(saved_images(entry)) == EXPECTED_IMAGES.get(path.name, 1)
     assert_prompt_matches_ui_to_api(entry["prompt"][2], workflow, object_info)
+
+
+@pytest.mark.parametrize("path", PARTIAL_RUNS, ids=[p.stem for p in PARTIAL_RUNS])
+def test_frontend_converts_example_workflow_and_its_audio_part_runs(page, comfy_server, object_info, path: Path):
+    """Image model too big to run here (partial_runs.PARTIAL says why for each): the frontend opens the graph
+    and converts all of it; the server runs the audio part of that prompt, the rest sent along unrun."""
+    workflow = open_workflow(page, path)
+    prompt = frontend_prompt(page)
+    assert_prompt_matches_ui_to_api(prompt, workflow, object_info, shrink={})
+    assert static_problems(prompt, object_info) == []
+    entry = run_audio_part(comfy_server, prompt, object_info, workflow)
+    assert saved_images(entry) == []
