@@ -5,7 +5,7 @@
 (b) ours: BEATs features and VAE latents come from the cache (fp16 features, latent mean/std), mixed
     precision (bf16, fp16 on GPUs without bf16; fp32 on CPU where autocast does not pay) with SDPA.
 
-Both call the trainer's own `train.loop.Trainer.loss`, so the figures measure the shipped code.
+Both call the trainer's own `train.trainer.Trainer.loss`, so the figures measure the shipped code.
 File decoding is left out of both (in-memory inputs): it only widens the gap in practice.
 
     python benchmarks/train_throughput.py                 # tiny random models (CPU is fine)
@@ -112,7 +112,8 @@ def main(argv=None) -> int:
 
     from train.config import TrainConfig
     from train.data.frames import parse_size
-    from train.loop import Trainer, build_embedder
+    from train.trainable import build_embedder
+    from train.trainer import Trainer
     from train.precision import resolve_mixed_precision, torch_dtype
 
     w, h = parse_size(frame)

@@ -148,7 +148,8 @@ def test_loss_decreases_on_a_fixed_batch(world, first_run):
 
     from train.cache import CachedDataset
     from train.batches import collate
-    from train.loop import Trainer, build_embedder
+    from train.trainable import build_embedder
+    from train.trainer import Trainer
     from train.models import load_base_model
 
     cfg, _ = first_run
@@ -178,7 +179,7 @@ def test_precompute_shards_by_process_and_resumes(world, tmp_path):
 
     from train.cache import CachedDataset, merge_index, precompute, prepare_cache_dir
     from train.data import open_dataset
-    from train.loop import build_embedder
+    from train.trainable import build_embedder
     from train.models import load_base_model
 
     cfg = tiny_config(world, tmp_path)

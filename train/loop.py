@@ -15,18 +15,20 @@ import json
 import logging
 import math
 import time
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .batches import Batch, CachedInputs, RawViews, StepBatches, as_batch, collate
+from .batches import Batch, RawViews, StepBatches, collate
 from .config import TrainConfig
-from .inject import PromptEncoder, label_token_embeddings
-from .losses import LossWeights, NonFiniteLossError, diffusion_target, total_loss
+from .losses import NonFiniteLossError
 from .optim import Optimization, build_optimization
 from .precision import resolve_mixed_precision, torch_dtype
+from .trainable import build_embedder, load_trainable, trainable_state
+from .trainer import Trainer
+from .validation import validate, validation_sounds
 
 log = logging.getLogger("train")
 
@@ -35,103 +37,7 @@ LORA_FILE = "audiotoken-lora.safetensors"
 # settings whose change on --resume makes the run differ from an uninterrupted one
 RESUME_SENSITIVE = ("seed", "batch_size", "grad_accum", "data", "cache_windows", "learning_rate")
 
-__all__ = ["EMBEDDER_FILE", "LORA_FILE", "Trainer", "build_embedder", "resolve_mixed_precision", "train"]
-
-
-def step_seed(seed: int, micro_step: int, rank: int) -> int:
-    return (int(seed) * 1_000_003 + int(micro_step) * 7919 + int(rank) * 104_729) % (2**63 - 1)
-
-
-class Trainer:
-    """Holds the models and computes the loss of one micro-batch; shared by `train` and the benchmarks."""
-
-    def __init__(self, config: TrainConfig, base, embedder, *, device, weight_dtype=torch.float32,
-                 autocast=None, beats_tokenizer=None, rank: int = 0):
-        self.config, self.base, self.embedder = config, base, embedder
-        self.device, self.weight_dtype, self.rank = torch.device(device), weight_dtype, rank
-        self.autocast = autocast or nullcontext
-        self.beats_tokenizer = beats_tokenizer  # AudioTokenizer, needed only without the cache
-        self.prompts = PromptEncoder(base)
-        self.ids = None
-        self.weights = LossWeights(config.lambda_l1, config.lambda_l2, config.lambda_class, config.class_loss,
-                                   config.lambda_norm)
-        self._label_cache: dict[tuple[str, str], tuple[torch.Tensor, bool]] = {}
-        self.word_norms = word_norms(base) if config.lambda_norm else None
-
-    def _prompt_ids(self, batch: int):
-        if self.ids is None or self.ids[0][0].shape[0] != batch:
-            self.ids = self.prompts.ids(self.config.prompt, batch, self.config.n_tokens, self.device)
-        return self.ids
-
-    def _class_targets(self, labels: list[str | None]):
-        if not self.weights.use_class:
-            return None
-        out = {}
-        for tok, enc, head in zip(self.base.tokenizers, self.base.text_encoders, self.base.heads):
-            rows, has = [], []
-            for label in labels:
-                key = (head, label or "")
-                if key not in self._label_cache:
-                    emb, ok = label_token_embeddings(tok, enc, [label])
-                    self._label_cache[key] = (emb[0], bool(ok[0]))
-                rows.append(self._label_cache[key][0])
-                has.append(self._label_cache[key][1])
-            out[head] = (torch.stack(rows), torch.tensor(has, device=rows[0].device))
-        return out
-
-    @torch.no_grad()
-    def frozen_inputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`(features, latent mean, latent std)`: from the cache, or computed now (original recipe)."""
-        inputs = batch.inputs
-        if isinstance(inputs, CachedInputs):
-            return (inputs.features.to(self.device, non_blocking=True),
-                    inputs.mean.to(self.device, non_blocking=True),
-                    inputs.std.to(self.device, non_blocking=True))
-        feats = self.beats_tokenizer.features(inputs.wave.to(self.device))
-        vae = self.base.vae
-        dist = vae.encode(inputs.pixels.to(self.device, next(vae.parameters()).dtype)).latent_dist
-        return feats, dist.mean.float(), dist.std.float()
-
-    def loss(self, batch: Batch, micro_step: int) -> tuple[torch.Tensor, dict]:
-        batch = as_batch(batch)
-        seed = step_seed(self.config.seed, micro_step, self.rank)
-        torch.manual_seed(seed)  # the Embedder's training dropout draws from the global generator
-        gen = torch.Generator().manual_seed(seed)
-        feats, mean, std = self.frozen_inputs(batch)
-        bsz = feats.shape[0]
-        sched = self.base.noise_scheduler
-        # every random draw comes from the step's own CPU generator: identical on any device and on resume
-        eps_latent = torch.randn(mean.shape, generator=gen).to(self.device)
-        noise = torch.randn(mean.shape, generator=gen).to(self.device)
-        timesteps = torch.randint(0, sched.config.num_train_timesteps, (bsz,), generator=gen).to(self.device)
-        latents = (mean.float() + std.float() * eps_latent) * self.base.latent_scale
-        noisy = sched.add_noise(latents, noise, timesteps)
-        with self.autocast():
-            tokens = _forward_dict(self.embedder, feats.float())
-            hidden, pooled = self.prompts.encode(self._prompt_ids(bsz), tokens)
-            kwargs = {}
-            if self.base.is_sdxl:
-                h, w = latents.shape[-2] * self.base.vae_downsample, latents.shape[-1] * self.base.vae_downsample
-                time_ids = torch.tensor([[h, w, 0, 0, h, w]], device=self.device, dtype=hidden.dtype).repeat(bsz, 1)
-                kwargs["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": time_ids}
-            pred = self.base.unet(noisy.to(self.weight_dtype), timesteps, hidden.to(self.weight_dtype), **kwargs).sample
-        target = diffusion_target(sched, latents, noise, timesteps)
-        return total_loss(pred, target, tokens, self.weights, self._class_targets(batch.labels or [None] * bsz),
-                          self.word_norms)
-
-
-def word_norms(base) -> dict[str, float]:
-    """Mean norm of each text encoder's input word embeddings: the scale a token should have to read as a word."""
-    return {head: float(enc.get_input_embeddings().weight.detach().float().norm(dim=1).mean())
-            for head, enc in zip(base.heads, base.text_encoders)}
-
-
-def _forward_dict(embedder, feats):
-    module = embedder.module if hasattr(embedder, "module") else embedder
-    if module is embedder:
-        return embedder.forward_dict(feats)
-    out = embedder(feats)  # through DDP's forward, so gradients are synchronised
-    return out if isinstance(out, dict) else {module.head_names[0]: out}
+__all__ = ["EMBEDDER_FILE", "LORA_FILE", "Run", "train"]
 
 
 def cache_fingerprint(config: TrainConfig, dataset, vae, beats_path: str) -> dict:
@@ -153,97 +59,6 @@ def cache_fingerprint(config: TrainConfig, dataset, vae, beats_path: str) -> dic
         "beats": [str(beats.resolve()), stat.st_size, int(stat.st_mtime)],
         "vae": json.loads(json.dumps(dict(vae.config), default=str)),
     }
-
-
-def _trainable_state(embedder, unet, lora: bool) -> dict[str, torch.Tensor]:
-    from audiotoken_core.embedder import embedder_tensors
-
-    state = {f"embedder.{k}": v for k, v in embedder_tensors(embedder).items()}
-    if lora:
-        from .lora import lora_state
-
-        state.update({f"lora.{k}": v for k, v in lora_state(unet).items()})
-    return state
-
-
-def _load_trainable(state: dict[str, torch.Tensor], embedder, unet, lora: bool) -> None:
-    from audiotoken_core.embedder import embedder_tensors
-
-    names = embedder_tensors(embedder)
-    emb = {k[len("embedder."):]: v for k, v in state.items() if k.startswith("embedder.")}
-    if set(emb) != set(names):
-        raise ValueError("checkpoint Embedder does not match this run's Embedder (different heads or sizes)")
-    with torch.no_grad():
-        embedder.heads.load_state_dict(emb, strict=True)
-    if lora:
-        from .lora import load_lora
-
-        load_lora(unet, {k[len("lora."):]: v for k, v in state.items() if k.startswith("lora.")})
-
-
-def build_embedder(config: TrainConfig, base, encoder_width: int, audio_encoder: str):
-    from audiotoken_core.embedder import AudioEmbedder, EmbedderMeta, load_embedder
-    from audiotoken_core.prompt import check_fits
-
-    meta = EmbedderMeta(
-        audio_encoder=audio_encoder,
-        layers=config.layers,
-        encoder_width=encoder_width,
-        widths=base.widths,
-        n_tokens=config.n_tokens,
-        window_seconds=config.infer_window_seconds,
-    )
-    in_dim = encoder_width * len(config.layers)
-    embedder = AudioEmbedder(in_dim, base.widths, config.n_tokens, config.embedder_hidden_dim, meta=meta,
-                             faithful_dropout=config.faithful_dropout)
-    if config.init_embedder:
-        init = load_embedder(config.init_embedder)
-        check_fits(init.widths, base.widths, f"--init-embedder {config.init_embedder}")
-        if init.in_dim != in_dim:
-            raise ValueError(f"--init-embedder {config.init_embedder} does not fit this base model/encoder: it reads "
-                             f"{init.in_dim}-wide features, this audio encoder gives {in_dim}")
-        for name in embedder.head_names:
-            embedder.heads[name].load_state_dict(init.heads[name].state_dict())
-    return embedder
-
-
-def _validation_sounds(config: TrainConfig, dataset) -> list[tuple[str, torch.Tensor, int]]:
-    from .data.decode import decode_audio
-
-    sounds = []
-    if config.validation_audio:
-        for path in config.validation_audio:
-            samples, rate = decode_audio(path)
-            sounds.append((Path(path).stem, torch.from_numpy(samples), rate))
-        return sounds
-    for clip in dataset.clips:
-        if len(sounds) >= config.validation_count:
-            break
-        try:
-            wave, rate = clip.load_audio()
-        except ValueError:
-            continue
-        sounds.append((clip.id, wave, rate))
-    return sounds
-
-
-def _save_grid(rows: list[list], path: Path) -> "object":
-    from PIL import Image
-
-    from audiotoken_core.safeload import atomic_write
-
-    cols = max(len(r) for r in rows)
-    w, h = rows[0][0].size
-    grid = Image.new("RGB", (cols * w, len(rows) * h))
-    for i, row in enumerate(rows):
-        for j, img in enumerate(row):
-            grid.paste(img, (j * w, i * h))
-    atomic_write(path, grid.save, suffix=".tmp.png")  # PIL picks the format from the name
-    return grid
-
-
-# ---------------------------------------------------------------------------------------------------------
-# the run's phases
 
 
 @dataclass
@@ -413,7 +228,7 @@ def resume(run: Run, opt: Optimization) -> int:
     if latest is None:
         return 0
     trainable, opt_state, sched_state, state = load_checkpoint(latest)
-    _load_trainable(trainable, run.embedder, acc.unwrap_model(run.base.unet), config.lora)
+    load_trainable(trainable, run.embedder, acc.unwrap_model(run.base.unet), config.lora)
     opt.optimizer.load_state_dict(opt_state)
     opt.lr_scheduler.load_state_dict(sched_state["lr_scheduler"])
     if sched_state.get("scaler") and acc.scaler is not None:
@@ -436,7 +251,7 @@ def save_checkpoint_now(run: Run, opt: Optimization, step: int) -> None:
     if run.main:
         sched_state = {"lr_scheduler": opt.lr_scheduler.state_dict(),
                        "scaler": acc.scaler.state_dict() if acc.scaler is not None else None}
-        trainable = _trainable_state(run.embedder, acc.unwrap_model(run.base.unet), config.lora)
+        trainable = trainable_state(run.embedder, acc.unwrap_model(run.base.unet), config.lora)
         save_checkpoint(run.out / "checkpoints", step, trainable, opt.optimizer.state_dict(), sched_state,
                         {"config": config.to_dict()}, keep=config.keep_checkpoints)
     acc.wait_for_everyone()
@@ -557,7 +372,7 @@ def train_steps(run: Run, data, opt: Optimization, ddp_embedder, step: int) -> i
     loader = torch.utils.data.DataLoader(data, batch_sampler=batches, num_workers=config.num_workers,
                                          collate_fn=collate, pin_memory=run.device.type == "cuda")
     writer = _tensorboard(run)
-    validation = _validation_sounds(config, run.dataset) if (config.validation_every and run.main) else []
+    validation = validation_sounds(config, run.dataset) if (config.validation_every and run.main) else []
     bar = tqdm(total=config.max_steps, initial=step, desc="train", disable=not (config.progress and run.main),
                unit="step")
     stats, micro, bad_cycle, bad_run = StepLog(run, writer), step * accum, False, 0
@@ -577,7 +392,7 @@ def train_steps(run: Run, data, opt: Optimization, ddp_embedder, step: int) -> i
             save_checkpoint_now(run, opt, step)
             stats.restart_clock()
         if validation and step % config.validation_every == 0:
-            _validate(run, validation, step, writer)
+            validate(run, validation, step, writer)
             stats.restart_clock()
     bar.close()
     if writer is not None:
@@ -626,28 +441,3 @@ def train(config: TrainConfig) -> Path:
     return save_final(run, opt, step)
 
 
-def _validate(run: Run, sounds, step: int, writer) -> None:
-    from .generate import AudioImageGenerator
-
-    config, base, embedder, beats, device = run.config, run.base, run.embedder, run.beats, run.device
-    was_training = embedder.training
-    embedder.eval()
-    try:
-        beats.to(device)
-        if base.vae.device != device:
-            base.vae.to(device)
-        gen = AudioImageGenerator(base, embedder, beats, device=device, dtype=run.weight_dtype)
-        rows = []
-        for _, wave, rate in sounds:
-            rows.extend(gen.images_for_audio(wave, rate, prompt=config.prompt, seeds=[config.seed],
-                                             steps=config.validation_steps, guidance=config.validation_guidance))
-        grid = _save_grid([[img for row in rows for img in row]], run.out / "validation" / f"step-{step:08d}.png")
-        if writer is not None:
-            import numpy as np
-
-            writer.add_image("validation", np.asarray(grid), step, dataformats="HWC")
-    finally:
-        if config.cache:
-            beats.to("cpu")
-            base.vae.to("cpu")
-        embedder.train(was_training)

@@ -1,4 +1,4 @@
-"""Training the Embedder against the frozen toy T2I model with the trainer's own step (`train.loop.Trainer`).
+"""Training the Embedder against the frozen toy T2I model with the trainer's own step (`train.trainer.Trainer`).
 
 The trainer computes the loss exactly as for Stable Diffusion — diffusion MSE + 0.01·mean|token|, the token
 written into the CLIP input embeddings at "a photo of <*>" — from a batch of cached BEATs features and
@@ -83,7 +83,7 @@ def make_config(seed: int, steps: int, batch: int, lr: float, window_s: float, o
 
 
 def new_embedder(config, base, encoder_width: int, audio_encoder: str):
-    from train.loop import build_embedder
+    from train.trainable import build_embedder
 
     torch.manual_seed(config.seed + 5)
     return build_embedder(config, base, encoder_width, audio_encoder)
@@ -94,7 +94,7 @@ def train_embedder(config, base, embedder, views: torch.Tensor, labels: torch.Te
     """Trains `embedder` in place (left in eval mode) on `views[V, clips, N, F]`, one view drawn per sample and
     step; returns the number of steps taken."""
     from train.batches import Batch
-    from train.loop import Trainer
+    from train.trainer import Trainer
     from train.optim import build_optimization
 
     embedder.meta = embedder.meta.with_(training={"benchmark": "toyworld", "steps": config.max_steps,
