@@ -13,6 +13,8 @@ from typing import Callable
 
 import torch
 
+from . import file_format
+
 
 def load_torch_checkpoint(path: str | os.PathLike) -> dict:
     """`torch.load` restricted to tensors and plain containers.
@@ -125,7 +127,8 @@ def _shares_storage(t: torch.Tensor, tensors: dict[str, torch.Tensor]) -> bool:
 
 
 def _is_zip(path: Path) -> bool:
-    return zipfile.is_zipfile(path)
+    # mmap needs torch's zip format; a legacy pickle cannot be mapped
+    return file_format.sniff(path) == file_format.TORCH_ZIP
 
 
 def _first_line(msg: str) -> str:
