@@ -58,6 +58,21 @@ def host_assets(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
+def folders(host_assets, tmp_path_factory):
+    """Point the host's model folders at the generated files, as extra_model_paths.yaml would (in-process tests)."""
+    import folder_paths
+
+    from inprocess import pack_module
+
+    pack_module("extension")  # registers models/audiotoken
+    embeddings = tmp_path_factory.mktemp("embeddings")
+    folder_paths.add_model_folder_path("audiotoken", str(host_assets["audiotoken"]), is_default=True)
+    folder_paths.add_model_folder_path("audio_encoders", str(host_assets["audio_encoders"]), is_default=True)
+    folder_paths.add_model_folder_path("embeddings", str(embeddings), is_default=True)
+    return {"embeddings": embeddings, **host_assets}
+
+
+@pytest.fixture(scope="module")
 def comfy_server(host_assets, tmp_path_factory):
     """One ComfyUI per test module, the pack symlinked under an odd folder name."""
     from host_harness import ComfyServer, install_pack

@@ -17,16 +17,6 @@ from host_assets import BEATS, EMBEDDER  # noqa: E402
 from inprocess import pack_module, small_sd1_clip  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def folders(host_assets, tmp_path_factory):
-    import folder_paths
-
-    pack_module("extension")  # registers models/audiotoken
-    embeddings = tmp_path_factory.mktemp("embeddings")
-    folder_paths.add_model_folder_path("audiotoken", str(host_assets["audiotoken"]), is_default=True)
-    folder_paths.add_model_folder_path("audio_encoders", str(host_assets["audio_encoders"]), is_default=True)
-    return {"embeddings": embeddings, **host_assets}
-
 
 @pytest.fixture(scope="module")
 def model(folders):
