@@ -191,9 +191,10 @@ def stack_conditionings(items: list[list]) -> list:
         conds = [e[0] for e in entries]
         if len({tuple(c.shape[1:]) for c in conds}) > 1:
             raise ValueError(
-                "The sounds of this batch give prompts of different lengths for this text encoder "
-                f"({sorted({c.shape[1] for c in conds})} positions), which cannot share one batch. Encode the "
-                "sounds one at a time, or give all of them the same fallback text.")
+                "The sounds (or keyframes) of this batch give prompts of different lengths for this text "
+                f"encoder ({sorted({c.shape[1] for c in conds})} positions): their words push some prompts past "
+                "75 tokens. They cannot share one batch; shorten the prompt, encode the sounds one at a time, or "
+                "give all of them the same fallback text.")
         extras = dict(entries[0][1])
         for key, value in entries[0][1].items():
             values = [e[1].get(key) for e in entries]

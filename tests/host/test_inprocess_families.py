@@ -120,3 +120,12 @@ def test_no_fitting_head_is_words_only_and_says_so(tmp_path):
     assert "words only" in preview and "h (1024)" in preview and "'rain on a roof'" in preview, preview
     theirs = clip.encode_from_tokens_scheduled(clip.tokenize("a photo of rain on a roof"))
     torch.testing.assert_close(out[0][0][0], theirs[0][0], rtol=1e-6, atol=1e-6)
+
+
+def test_words_of_different_lengths_in_one_batch_are_refused_with_a_way_out(tmp_path):
+    types = pack_module("types")
+    node = pack_module("text_encode").AudioTokenTextEncode
+    long_words = ", ".join(["dog"] * 80)  # pushes the second prompt past 75 tokens
+    sounds = types.AudioTokens({"h": torch.randn(2, 1, 1024) * 0.02}, info={"words": ["dog", long_words]})
+    with pytest.raises(ValueError, match="different lengths.*shorten the prompt"):
+        node.execute(small_sd1_clip([str(tmp_path)]), sounds, "a photo of <audio>")
