@@ -28,8 +28,35 @@ def blend_tokens(a: AudioTokens, b: AudioTokens, weight: float, scale: float) ->
         return float(scale) * ((1.0 - float(weight)) * ta + float(weight) * tb)
 
     info = {"blend": {"a": a.info, "b": b.info, "weight": float(weight), "scale": float(scale)}}
+    keyframes = blend_keyframes(a, b, shared, mix)
+    heard = {"words": blend_words(a.info.get("words"), b.info.get("words"), weight)}
+    if keyframes is not None:  # each side's words per keyframe: a schedule's own, or a steady sound's one set
+        heard["key_words"] = blend_words(_key_words(a), _key_words(b), weight)
+    info.update({key: words for key, words in heard.items() if words})
     return AudioTokens({name: mix(a.tokens[name], b.tokens[name]) for name in shared}, info=info,
-                       keyframes=blend_keyframes(a, b, shared, mix))
+                       keyframes=keyframes)
+
+
+def blend_words(wa: list[str] | None, wb: list[str] | None, weight: float) -> list[str] | None:
+    """What BEATs heard in the mix, row by row, for Text Encode's word route: one side's words at weight 0 or 1
+    or where only one side has words, otherwise both (A's first, a label said once)."""
+    if weight <= 0 or not wb:
+        return wa
+    if weight >= 1 or not wa:
+        return wb
+    if len(wa) != len(wb) and 1 not in (len(wa), len(wb)):
+        return None
+    rows = max(len(wa), len(wb))
+    out = []
+    for i in range(rows):
+        labels = [w for text in (wa[0 if len(wa) == 1 else i], wb[0 if len(wb) == 1 else i])
+                  for w in text.split(", ") if w]
+        out.append(", ".join(dict.fromkeys(labels)))
+    return out
+
+
+def _key_words(tokens: AudioTokens) -> list[str] | None:
+    return tokens.info.get("key_words") if tokens.keyframes is not None else tokens.info.get("words")
 
 
 def blend_keyframes(a: AudioTokens, b: AudioTokens, shared, mix) -> KeyframeTokens | None:

@@ -79,7 +79,8 @@ def word_prompts(audio_tokens, rows: int, words: str, fallback: str, keyframes: 
         shown = heard[0] if rows == 1 else f"{heard[0]} … ({rows} sets)"
         # A row where nothing scored clearly takes the fallback text rather than nothing.
         return [h or fallback for h in heard], f"words '{shown}' (what BEATs heard)"
-    why = "" if words == FALLBACK else " (BEATs gave no labels: its checkpoint has no AudioSet head)"
+    why = "" if words == FALLBACK else (" (no words of what BEATs heard came with these tokens: its checkpoint "
+                                        "has no AudioSet head, or they do not line up with the token sets)")
     return [fallback] * rows, f"fallback text '{fallback}'{why}"
 
 

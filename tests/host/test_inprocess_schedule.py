@@ -127,7 +127,22 @@ def test_blend_keeps_a_schedule_a_schedule(model):
     torch.testing.assert_close(keys.tokens["l"], expected)
     # mixing keyframes then travelling equals travelling then mixing: the blend is linear
     torch.testing.assert_close(mixed.tokens["l"], keys.schedule.interpolate(keys.tokens["l"]), rtol=1e-5, atol=1e-6)
+    assert len(mixed.info["key_words"]) == keys.schedule.n_keys  # each keyframe's words with the steady sound's
+    assert all(steady.info["words"][0].split(", ")[0] in w for w in mixed.info["key_words"] if steady.info["words"][0])
     both = blend.execute(scheduled, scheduled, 0.5, 1.0)[0]
     torch.testing.assert_close(both.keyframes.tokens["l"], scheduled.keyframes.tokens["l"])
     other = schedule(model, sound(2.0, rate=16000, channels=1), frames=6, hop_seconds=0.25)[0]
     assert blend.execute(scheduled, other, 0.5, 1.0)[0].keyframes is None  # different keyframes: per frame only
+
+
+def test_blend_carries_what_beats_heard_on_both_sides():
+    blend = pack_module("blend")
+    types = pack_module("types")
+    assert blend.blend_words(["dog, bark"], ["siren, dog"], 0.5) == ["dog, bark, siren"]
+    assert blend.blend_words(["dog"], ["siren"], 0.0) == ["dog"] and blend.blend_words(["dog"], ["siren"], 1.0) == ["siren"]
+    assert blend.blend_words(None, ["siren"], 0.3) == ["siren"]
+    assert blend.blend_words(["a", "b"], ["c"], 0.5) == ["a, c", "b, c"]
+    assert blend.blend_words(["a", "b"], ["c", "d", "e"], 0.5) is None
+    a = types.AudioTokens({"l": torch.zeros(2, 1, 8)}, info={"words": ["dog", "cat"]})
+    b = types.AudioTokens({"l": torch.ones(1, 1, 8)}, info={"words": ["rain"]})
+    assert blend.AudioTokenBlend.execute(a, b, 0.5, 1.0)[0].info["words"] == ["dog, rain", "cat, rain"]
