@@ -6,15 +6,13 @@
 - size and hash are checked before the file gets its name (see `sources` for which hash); a file that fails
   is deleted, so nothing unverified is ever left under a model name or as a part file;
 - the verified file is moved into place with `os.replace`, so a reader never sees half a file.
-`fetch_snapshot` does the same job for a Hugging Face model folder through huggingface_hub (imported only
-there), then checks every file against the sizes and hashes the Hub lists.
+`audiotoken_core.snapshot.fetch_snapshot` does the same job for a Hugging Face model folder.
 
 Standard library only (urllib), so ComfyUI needs nothing extra; tqdm is used for the console bar when present.
 """
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -25,14 +23,14 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
+from .hashes import CHUNK, git_blob_id, sha256_of
 from .sources import Source, find, human_size, resolved
 
 log = logging.getLogger("audiotoken.download")
 
 Progress = Callable[[int, "int | None"], None]  # (bytes done, bytes in all or None); may raise to cancel
-CHUNK = 1 << 20
 TIMEOUT_S = 60.0
 USER_AGENT = "comfyui-audiotoken (+https://github.com/comfyui-audiotoken/comfyui-audiotoken)"
 PART_SUFFIX = ".part"
@@ -47,8 +45,6 @@ class _Interrupted(Exception):
     """The connection ended before the last byte; what arrived is kept for the next try."""
 
 
-# ------------------------------------------------------------------------------------------- messages
-
 def where_to_put(source: Source, dest: Path) -> str:
     """One line naming the file, its size and source, and the path it must have."""
     official = find(source.name) or source  # the official address, also when a mirror failed
@@ -62,8 +58,6 @@ def announce(source: Source, into: Path) -> str:
     return (f"downloading {source.name} (about {human_size(source.approx_bytes)}; {source.licence}; checked by "
             f"{source.checks}) from {origin} into {into}")
 
-
-# ------------------------------------------------------------------------------------------- one file
 
 def fetch(source: Source, folder: str | os.PathLike, progress: Progress | None = None, retries: int = 3,
           retry_wait_s: float = 1.0) -> Path:
@@ -118,11 +112,11 @@ def _transfer(source: Source, dest: Path, progress: Progress | None, stated: dic
             stated.update(hops.stated(err.headers))
             return
         raise DownloadError(f"{source.name}: {source.url} answered {err.code} {err.reason}. "
-                            + _instead(source, dest)) from None
+                            + instead(source, dest)) from None
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise DownloadError(f"{source.name}: cannot reach {_host(source.url)} ({reason}). "
-                            + _instead(source, dest)) from None
+                            + instead(source, dest)) from None
     with resp:
         stated.update(hops.stated(resp.headers))
         start, total = _range_of(resp, have)
@@ -134,7 +128,7 @@ def _transfer(source: Source, dest: Path, progress: Progress | None, stated: dic
         _append(resp, part, start, total, progress)
 
 
-def _instead(source: Source, dest: Path) -> str:
+def instead(source: Source, dest: Path) -> str:
     return "Download it yourself: " + where_to_put(source, dest)
 
 
@@ -210,8 +204,6 @@ def _append(resp, part: Path, start: int, total: int | None, progress: Progress 
         raise _Interrupted(f"at {done:,} of {total:,} bytes")
 
 
-# ------------------------------------------------------------------------------------------- checks
-
 def verify(path: Path, source: Source, stated: dict[str, str] | None = None) -> str:
     """Raises DownloadError unless `path` has the source's size and hash; returns what was checked, in words."""
     stated = stated or {}
@@ -219,7 +211,7 @@ def verify(path: Path, source: Source, stated: dict[str, str] | None = None) -> 
     want_size = source.size if source.size is not None else (int(stated["size"]) if "size" in stated else None)
     if want_size is not None and size != want_size:
         raise DownloadError(f"{source.name}: wrong size, {size:,} bytes instead of {want_size:,}; the download "
-                            "was deleted. " + _instead(source, path.with_name(source.name)))
+                            "was deleted. " + instead(source, path.with_name(source.name)))
     if source.sha256:
         got, want, what = sha256_of(path), source.sha256, "pinned SHA-256"
     elif source.git_blob:
@@ -232,80 +224,9 @@ def verify(path: Path, source: Source, stated: dict[str, str] | None = None) -> 
                             "AUDIOTOKEN_DOWNLOAD_PINS.")
     if got != want:
         raise DownloadError(f"{source.name}: the downloaded bytes are not the expected file ({what} {want[:12]}…, "
-                            f"got {got[:12]}…); the download was deleted. " + _instead(source, path.with_name(source.name)))
+                            f"got {got[:12]}…); the download was deleted. " + instead(source, path.with_name(source.name)))
     return f"{size:,} bytes, {what} {want[:12]}… matches"
 
-
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    for chunk in _chunks(path):
-        h.update(chunk)
-    return h.hexdigest()
-
-
-def git_blob_id(path: str | os.PathLike) -> str:
-    """The id git gives the file's content: sha1 of `blob <size>\\0` + bytes (fixes size and content)."""
-    h = hashlib.sha1(b"blob %d\0" % os.path.getsize(path))
-    for chunk in _chunks(path):
-        h.update(chunk)
-    return h.hexdigest()
-
-
-def _chunks(path) -> Iterable[bytes]:
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            yield chunk
-
-
-# ------------------------------------------------------------------------------------------- model folder
-
-def fetch_snapshot(source: Source, folder: str | os.PathLike) -> Path:
-    """`folder/<name>`: the Hub repo's `hf_files`, via huggingface_hub (HF_ENDPOINT honoured), each checked
-    against the size and hash the Hub lists; a bad file is deleted. huggingface_hub shows its own tqdm bars."""
-    try:
-        from huggingface_hub import HfApi, snapshot_download
-        from huggingface_hub.utils import filter_repo_objects
-    except ImportError as exc:
-        raise DownloadError(f"{source.name}: downloading a model folder needs huggingface_hub "
-                            f"(pip install huggingface_hub). Or " + where_to_put(source, Path(folder) / source.name)) from exc
-    dest = Path(folder) / source.name
-    log.info("%s", announce(source, dest))
-    try:
-        # read here, not at huggingface_hub's import: the endpoint may be set after the library was loaded
-        api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
-        commit = api.model_info(source.hf_repo).sha
-        snapshot_download(source.hf_repo, revision=commit, allow_patterns=list(source.hf_files), local_dir=dest,
-                          endpoint=api.endpoint)
-        listed = [f for f in api.list_repo_tree(source.hf_repo, revision=commit, recursive=True) if hasattr(f, "blob_id")]
-    except Exception as exc:  # huggingface_hub raises many types (offline, 404, gated, HTTP); the user needs the path
-        raise DownloadError(f"{source.name}: the Hugging Face download failed ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else ''}). " + _instead(source, dest)) from None
-    wanted = {f.path: f for f in listed}
-    chosen = list(filter_repo_objects(list(wanted), allow_patterns=list(source.hf_files)))
-    for rel in chosen:
-        _verify_hub_file(dest / rel, wanted[rel], source, dest)
-    (dest / VERIFIED_MARK).write_text(f"{source.hf_repo}@{commit}\n")
-    log.info("verified %s: %d files of %s@%s match the sizes and hashes the Hub lists", source.name, len(chosen),
-             source.hf_repo, commit[:12])
-    return dest
-
-
-def _verify_hub_file(path: Path, entry, source: Source, dest: Path) -> None:
-    lfs = getattr(entry, "lfs", None)
-    size = lfs.size if lfs else entry.size
-    if not path.is_file():
-        raise DownloadError(f"{source.name}: {path} is missing after the download. " + _instead(source, dest))
-    if lfs:
-        ok = path.stat().st_size == size and sha256_of(path) == lfs.sha256
-    else:
-        ok = path.stat().st_size == size and git_blob_id(path) == entry.blob_id
-    if not ok:
-        path.unlink()
-        raise DownloadError(f"{source.name}: {path.relative_to(dest)} does not match the size and hash the Hub lists; "
-                            "it was deleted. Run again to fetch it anew, or " + where_to_put(source, dest))
-
-
-# ------------------------------------------------------------------------------------------- console
 
 class ConsoleProgress:
     """A tqdm bar on stderr (a log line every 10 % where tqdm is missing); call it as a `Progress`."""

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from audiotoken_core import download, sources
+from audiotoken_core import download, hashes, snapshot, sources
 from factories.mirror import Mirror, git_blob
 from factories.official import OFFICIAL
 
@@ -55,8 +55,8 @@ def test_every_row_says_where_what_and_under_which_licence():
 def test_official_lora_row_matches_the_committed_file():
     path = OFFICIAL / LORA.name
     assert path.stat().st_size == LORA.size
-    assert download.sha256_of(path) == LORA.sha256
-    assert download.git_blob_id(path) == LORA.git_blob  # the id `git ls-tree` shows at commit 010d5b8
+    assert hashes.sha256_of(path) == LORA.sha256
+    assert hashes.git_blob_id(path) == LORA.git_blob  # the id `git ls-tree` shows at commit 010d5b8
 
 
 def test_mirror_keeps_path_and_query(monkeypatch):
@@ -208,13 +208,13 @@ def test_model_folder_is_checked_against_the_hub_listing(mirror, monkeypatch, tm
     monkeypatch.setenv("HF_ENDPOINT", mirror.url)
     mirror.add_repo(SD.hf_repo, SD_FILES)
     with caplog.at_level("INFO", logger="audiotoken.download"):
-        folder = download.fetch_snapshot(SD, tmp_path / "ok")
+        folder = snapshot.fetch_snapshot(SD, tmp_path / "ok")
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts) \
         == [download.VERIFIED_MARK, "model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors"]
     assert "verified stable-diffusion-v1-5: 3 files" in caplog.text
     mirror.faults.tree_lies.add("unet/diffusion_pytorch_model.safetensors")
     with pytest.raises(download.DownloadError, match="does not match the size and hash the Hub lists"):
-        download.fetch_snapshot(SD, tmp_path / "bad")
+        snapshot.fetch_snapshot(SD, tmp_path / "bad")
     assert not (tmp_path / "bad" / SD.name / "unet" / "diffusion_pytorch_model.safetensors").exists()
     assert not (tmp_path / "bad" / SD.name / download.VERIFIED_MARK).exists()
 
@@ -224,7 +224,7 @@ def test_model_folder_offline_names_what_to_put_where(monkeypatch, tmp_path):
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(download.DownloadError, match="the Hugging Face download failed") as err:
-        download.fetch_snapshot(SD, tmp_path)
+        snapshot.fetch_snapshot(SD, tmp_path)
     assert f"put {SD.name}" in str(err.value) and str(tmp_path / SD.name) in str(err.value)
     assert SD.hf_repo in str(err.value)
 

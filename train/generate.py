@@ -252,6 +252,7 @@ def fetch_missing(paths: dict[str, Path | None], base_config: str | None, downlo
     """Downloads the missing official files (when allowed); returns {option: what to put where} for those
     still missing. Paths that are not official files are left to `missing_files`."""
     from audiotoken_core import download as dl
+    from audiotoken_core.snapshot import fetch_snapshot
     from audiotoken_core import sources
 
     left = {}
@@ -264,7 +265,7 @@ def fetch_missing(paths: dict[str, Path | None], base_config: str | None, downlo
         if not download:
             left[role] = dl.where_to_put(source, path) + " (or run without --no-download to fetch it)"
         elif source.hf_repo:
-            dl.fetch_snapshot(source, path.parent)
+            fetch_snapshot(source, path.parent)
         else:
             bar = dl.ConsoleProgress(source.name)
             try:
