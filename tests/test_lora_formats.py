@@ -54,7 +54,7 @@ def _output(unet) -> torch.Tensor:
 
 def _kohya_to(state: dict, layout: str, unet) -> dict:
     """Our kohya state rewritten in another layout (to_out.0 etc. from the UNet's own module names)."""
-    from train.lora import _module_aliases
+    from train.lora_files import _module_aliases
 
     names = _module_aliases(unet)
     out = {}
@@ -82,7 +82,7 @@ def _kohya_to(state: dict, layout: str, unet) -> dict:
 
 
 def _ldm(module: str, unet) -> str:
-    from train.lora import _ldm_names
+    from train.lora_files import _ldm_names
 
     return _ldm_names(unet)(module)
 
@@ -122,7 +122,7 @@ def test_every_layout_gives_the_same_unet(layout, tiny_unet, trained_state, tmp_
 def test_official_file_maps_all_128_pairs_on_sd15(caplog):
     from diffusers import UNet2DConditionModel
 
-    from train.lora import lora_layers, read_lora_file
+    from train.lora_files import lora_layers, read_lora_file
 
     with torch.device("meta"):
         unet = UNet2DConditionModel(**SD15_UNET)
