@@ -71,7 +71,6 @@ def write_placeholders(models_dir: Path, paths: list[Path]) -> list[Path]:
     return written
 
 
-# --- the graph resolves ---------------------------------------------------------------------------------
 
 def _links(node: dict):
     for name, value in node["inputs"].items():
@@ -139,7 +138,6 @@ def static_problems(prompt: dict, object_info: dict) -> list[str]:
     return problems
 
 
-# --- the audio part -------------------------------------------------------------------------------------
 
 def audio_part(prompt: dict) -> set[str]:
     """The nodes that need no image model: the audio sources, what only they (and other such nodes) feed,
