@@ -18,6 +18,10 @@ from typing import Iterable, Sequence
 import torch
 
 ONTOLOGY_CSV = Path(__file__).parent / "data" / "audioset_labels.csv"
+# What a sound is named by unless the user says otherwise: Describe's defaults, the words Encode, Schedule and
+# Text Encode use, and the evaluation's label rows.
+DEFAULT_K = 3
+DEFAULT_THRESHOLD = 0.1
 
 
 @dataclass(frozen=True)

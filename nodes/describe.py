@@ -5,7 +5,8 @@ from __future__ import annotations
 from comfy_api.latest import io, ui
 
 from ..audiotoken_core.describe import MODES, classify_audio
-from ..audiotoken_core.labels import beats_classes, labels_text, parse_words, scores_text, top_labels
+from ..audiotoken_core.labels import (DEFAULT_K, DEFAULT_THRESHOLD, beats_classes, labels_text, parse_words,
+                                      scores_text, top_labels)
 from . import host_compat
 from .progress import host_progress
 from .encode import DEFAULT_WINDOW_S, MAX_WINDOW_S, unpack_audio, rows_per_pass
@@ -30,9 +31,9 @@ class AudioTokenDescribe(io.ComfyNode):
                                                   "fine-tuned one (the official ..._finetuned_on_AS2M_cpt2.pt), "
                                                   "which holds the AudioSet head."),
                 io.Audio.Input("audio", tooltip="Audio, e.g. from Load Audio. A batch of B sounds gives B texts."),
-                io.Int.Input("k", default=3, min=1, max=20,
+                io.Int.Input("k", default=DEFAULT_K, min=1, max=20,
                              tooltip="At most this many labels per text, best first."),
-                io.Float.Input("threshold", default=0.1, min=0.0, max=1.0, step=0.01,
+                io.Float.Input("threshold", default=DEFAULT_THRESHOLD, min=0.0, max=1.0, step=0.01,
                                tooltip="Leave out labels scoring below this probability (0-1). A text can be "
                                        "empty when nothing reaches it; the preview then names the best guess."),
                 io.String.Input("exclude", default="", optional=True,
@@ -63,7 +64,7 @@ class AudioTokenDescribe(io.ComfyNode):
         return True
 
     @classmethod
-    def execute(cls, audiotoken_model, audio, k=3, threshold=0.1, exclude="", mode="mean",
+    def execute(cls, audiotoken_model, audio, k=DEFAULT_K, threshold=DEFAULT_THRESHOLD, exclude="", mode="mean",
                 window_seconds=DEFAULT_WINDOW_S) -> io.NodeOutput:
         host_compat.require("encode")
         waveform, sample_rate = unpack_audio(audio)

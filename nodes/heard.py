@@ -4,9 +4,8 @@ word route and for the Encode node's preview. Needs a BEATs with its AudioSet he
 from __future__ import annotations
 
 from ..audiotoken_core.describe import classify_audio
-from ..audiotoken_core.labels import beats_classes, labels_text, scores_text, top_labels
-
-TOP_K, THRESHOLD = 3, 0.1
+from ..audiotoken_core.labels import (DEFAULT_K, DEFAULT_THRESHOLD, beats_classes, labels_text, scores_text,
+                                      top_labels)
 
 
 def heard_words(model, waveform, sample_rate: int, mode: str, start_s: float, window_s: float,
@@ -35,7 +34,7 @@ def name_rows(beats, probs) -> tuple[list[str], list[str]]:
     """For AudioSet probabilities `[R, C]`: the label words of each row ("" where nothing scored clearly),
     and a preview line of each with scores."""
     classes = beats_classes(beats)
-    tops = [top_labels(row, classes, TOP_K, THRESHOLD) for row in probs]
+    tops = [top_labels(row, classes, DEFAULT_K, DEFAULT_THRESHOLD) for row in probs]
     return [labels_text(top) for top in tops], [scores_text(top) or "nothing clear" for top in tops]
 
 

@@ -40,8 +40,8 @@ class EvalConfig:
     height: int | None = None
     width: int | None = None
     null_token: str = "zero"
-    label_k: int = heard.LABEL_K
-    label_threshold: float = heard.LABEL_THRESHOLD
+    label_k: int = heard.DEFAULT_K
+    label_threshold: float = heard.DEFAULT_THRESHOLD
     gen_batch: int = 4
     # what to compute
     rows: tuple[str, ...] = DEFAULT_ROWS

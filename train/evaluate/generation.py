@@ -46,8 +46,8 @@ class GenerationSettings:
     height: int | None = None
     width: int | None = None
     null_token: str = "zero"  # or "random"
-    label_k: int = heard.LABEL_K
-    label_threshold: float = heard.LABEL_THRESHOLD
+    label_k: int = heard.DEFAULT_K
+    label_threshold: float = heard.DEFAULT_THRESHOLD
 
     def signature(self, row: str, extra: dict | None = None) -> dict:
         """What must match for a saved image to be reused."""

@@ -9,10 +9,8 @@ node would give an empty text): every clip then has a prompt, and the row covers
 from __future__ import annotations
 
 from audiotoken_core.describe import classify_audio
-from audiotoken_core.labels import beats_classes, labels_text, top_labels
+from audiotoken_core.labels import DEFAULT_K, DEFAULT_THRESHOLD, beats_classes, labels_text, top_labels
 
-LABEL_K = 3
-LABEL_THRESHOLD = 0.1
 
 
 def check_head(beats, rows) -> None:
@@ -26,7 +24,7 @@ def check_head(beats, rows) -> None:
                          f"but {exc}; or leave them out of --rows") from None
 
 
-def label_words(beats, waveform, sample_rate: int, k: int = LABEL_K, threshold: float = LABEL_THRESHOLD) -> str:
+def label_words(beats, waveform, sample_rate: int, k: int = DEFAULT_K, threshold: float = DEFAULT_THRESHOLD) -> str:
     """"dog, bark, animal": the best classes of the whole clip, best first."""
     probs = classify_audio(beats, waveform, sample_rate, mode="mean").probs[0]
     classes = beats_classes(beats)
