@@ -38,8 +38,8 @@ def name_rows(beats, probs) -> tuple[list[str], list[str]]:
     return [labels_text(top) for top in tops], [scores_text(top) or "nothing clear" for top in tops]
 
 
-def heard_over_time(words: list[str], key_times) -> str:
-    """Runs of keyframes that heard the same words, as "0–2.5 s: dog, bark" lines."""
+def heard_over_time(words: list[str], key_times, most: int = 40) -> str:
+    """Runs of keyframes that heard the same words, as "0–2.5 s: dog, bark" lines (the first `most` of them)."""
     lines, first = [], 0
     for k in range(1, len(words) + 1):
         if k == len(words) or words[k] != words[first]:
@@ -47,5 +47,6 @@ def heard_over_time(words: list[str], key_times) -> str:
                 f"{float(key_times[first]):g}–{float(key_times[k - 1]):g} s"
             lines.append(f"{span}: {words[first] or 'nothing clear'}")
             first = k
-    return "\n".join(lines)
+    more = f"\n… and {len(lines) - most} more changes" if len(lines) > most else ""
+    return "\n".join(lines[:most]) + more
 

@@ -146,3 +146,11 @@ def test_blend_carries_what_beats_heard_on_both_sides():
     a = types.AudioTokens({"l": torch.zeros(2, 1, 8)}, info={"words": ["dog", "cat"]})
     b = types.AudioTokens({"l": torch.ones(1, 1, 8)}, info={"words": ["rain"]})
     assert blend.AudioTokenBlend.execute(a, b, 0.5, 1.0)[0].info["words"] == ["dog, rain", "cat, rain"]
+
+
+def test_heard_over_time_merges_runs_and_stays_short():
+    heard = pack_module("heard")
+    assert heard.heard_over_time(["dog", "dog", "", "siren"], [0.0, 0.5, 1.0, 1.5]) == \
+        "0–0.5 s: dog\n1 s: nothing clear\n1.5 s: siren"
+    many = heard.heard_over_time(["a", "b"] * 30, [k * 0.5 for k in range(60)], most=5)
+    assert many.count("\n") == 5 and many.endswith("… and 55 more changes")
