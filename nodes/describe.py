@@ -58,10 +58,7 @@ class AudioTokenDescribe(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, mode=None):
         # The server does not check V3 combo values against their options.
-        problem = combo_problem("mode", mode, MODES)
-        if problem:
-            return problem
-        return True
+        return combo_problem("mode", mode, MODES) or True
 
     @classmethod
     def execute(cls, audiotoken_model, audio, k=DEFAULT_K, threshold=DEFAULT_THRESHOLD, exclude="", mode="mean",

@@ -62,10 +62,7 @@ class AudioTokenEncode(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, mode=None):
         # Only the inputs named here skip the host's min/max checks (a **kwargs signature would skip them all).
-        problem = combo_problem("mode", mode, MODES)
-        if problem:
-            return problem
-        return True
+        return combo_problem("mode", mode, MODES) or True
 
     @classmethod
     def execute(cls, audiotoken_model, audio, mode="first", start_seconds=0.0,

@@ -54,10 +54,7 @@ class AudioTokenModelLoader(io.ComfyNode):
                 folders.resolve_beats(audio_encoder_name)
         except (FileNotFoundError, ValueError) as exc:
             return str(exc)
-        problem = combo_problem("precision", precision, PRECISIONS)
-        if problem:
-            return problem
-        return True
+        return combo_problem("precision", precision, PRECISIONS) or True
 
     @classmethod
     def fingerprint_inputs(cls, embedder_name=None, audio_encoder_name=None, precision=None, **_):

@@ -79,10 +79,7 @@ class AudioTokenSchedule(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, align=None):
         # V3 combos are not checked by the host; only the inputs named here skip its min/max checks.
-        problem = combo_problem("align", align, ALIGNS)
-        if problem:
-            return problem
-        return True
+        return combo_problem("align", align, ALIGNS) or True
 
     @classmethod
     def execute(cls, audiotoken_model, audio, fps=DEFAULT_FPS, frames=0, start_seconds=0.0,

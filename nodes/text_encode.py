@@ -49,10 +49,7 @@ class AudioTokenTextEncode(io.ComfyNode):
             problem = missing_placeholder_message(text)
             if problem:
                 return problem
-        problem = combo_problem("words", words, WORD_SOURCES)
-        if problem:
-            return problem
-        return True
+        return combo_problem("words", words, WORD_SOURCES) or True
 
     @classmethod
     def execute(cls, clip, audio_tokens, text, words=HEARD, fallback_text="") -> io.NodeOutput:
