@@ -102,10 +102,11 @@ SOURCES: tuple[Source, ...] = (
 )
 
 
-def find(name: str) -> Source | None:
-    """The row for a file name (exact, or the base name of a path); None when it is not an official file."""
+def find(name: str, folder: str | None = None) -> Source | None:
+    """The row for a file name (exact, or the base name of a path); None when it is not an official file, or,
+    with `folder`, not one of that ComfyUI models folder."""
     base = os.path.basename(str(name).rstrip("/\\"))
-    return next((s for s in SOURCES if s.name == base), None)
+    return next((s for s in SOURCES if s.name == base and folder in (None, s.folder)), None)
 
 
 def of_kind(kind: str) -> list[Source]:

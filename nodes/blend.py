@@ -67,20 +67,23 @@ def blend_keyframes(a: AudioTokens, b: AudioTokens, shared, mix) -> KeyframeToke
     other one steady sound; any other pairing keeps only the per-frame tokens.
     """
     ka, kb = a.keyframes, b.keyframes
-    if ka is not None and kb is not None:
-        if not same_schedule(ka.schedule, kb.schedule):
-            return None
-        return KeyframeTokens({n: mix(ka.tokens[n], kb.tokens[n]) for n in shared}, ka.schedule)
-    if ka is not None and b.batch_size == 1:
-        return KeyframeTokens({n: mix(ka.tokens[n], b.tokens[n]) for n in shared}, ka.schedule)
-    if kb is not None and a.batch_size == 1:
-        return KeyframeTokens({n: mix(a.tokens[n], kb.tokens[n]) for n in shared}, kb.schedule)
-    return None
+    if ka is None and kb is None:
+        return None
+    if ka is not None and kb is not None and not same_schedule(ka.schedule, kb.schedule):
+        return None
+    if (ka is None and a.batch_size != 1) or (kb is None and b.batch_size != 1):
+        return None
+    rows_a, rows_b = _key_rows(a), _key_rows(b)
+    return KeyframeTokens({n: mix(rows_a[n], rows_b[n]) for n in shared}, (ka or kb).schedule)
+
+
+def _key_rows(tokens: AudioTokens) -> dict:
+    """A side's tokens per keyframe: a schedule's keyframes, or a steady sound's one set (it pairs with each)."""
+    return tokens.keyframes.tokens if tokens.keyframes is not None else tokens.tokens
 
 
 def same_schedule(s, t) -> bool:
-    return (s.n_keys == t.n_keys and s.n_frames == t.n_frames and torch.equal(s.key_times, t.key_times)
-            and torch.equal(s.frame_times, t.frame_times))
+    return torch.equal(s.key_times, t.key_times) and torch.equal(s.frame_times, t.frame_times)
 
 
 class AudioTokenBlend(io.ComfyNode):

@@ -34,8 +34,8 @@ def ensure_model(folder: str, name: str) -> str:
     found = folder_paths.get_full_path(folder, name)
     if found and os.path.isfile(found):
         return found
-    source = sources.find(name)
-    if source is None or source.folder != folder:
+    source = sources.find(name, folder)
+    if source is None:
         raise FileNotFoundError(f"'{name}' is not an official AudioToken file of models/{folder}; put it there by hand")
     target = folder_paths.get_folder_paths(folder)[0]
     bar = comfy.utils.ProgressBar(source.approx_bytes)

@@ -65,8 +65,8 @@ def to_download(folder: str, name: str | None) -> str | None:
     """The official file name behind a TO_DOWNLOAD choice of `folder`; None for any other choice."""
     if not name or not name.endswith(TO_DOWNLOAD):
         return None
-    source = sources.find(name[: -len(TO_DOWNLOAD)])
-    return source.name if source is not None and source.folder == folder else None
+    source = sources.find(name[: -len(TO_DOWNLOAD)], folder)
+    return source.name if source is not None else None
 
 
 def resolve(folder: str, name: str, what: str) -> str:
@@ -74,9 +74,9 @@ def resolve(folder: str, name: str, what: str) -> str:
     path = folder_paths.get_full_path(folder, name) if name else None
     if path is None or not os.path.isfile(path):
         where = ", ".join(folder_paths.get_folder_paths(folder)) or f"models/{folder}"
-        source = sources.find(name) if name else None
+        source = sources.find(name, folder) if name else None
         fetch = (f" It is an official file: choose '{source.name}{TO_DOWNLOAD}' in the list to fetch it when the "
-                 "graph is queued." if source is not None and source.folder == folder else "")
+                 "graph is queued." if source is not None else "")
         raise FileNotFoundError(
             f"{what} '{name}' was not found in models/{folder} (searched: {where}). "
             f"Put the file there and press R in the UI to refresh the list.{fetch}")

@@ -8,12 +8,21 @@ from ..audiotoken_core.labels import (DEFAULT_K, DEFAULT_THRESHOLD, beats_classe
                                       top_labels)
 
 
+def can_hear(model) -> bool:
+    """Whether the model's BEATs carries the AudioSet head that names sounds."""
+    return getattr(model.tokenizer.beats, "predictor", None) is not None
+
+
+def no_head_message(model) -> str:
+    return f"{model.encoder_name} has no AudioSet head, so no words were heard."
+
+
 def heard_words(model, waveform, sample_rate: int, mode: str, start_s: float, window_s: float,
                 rows: int, batch_windows: int) -> tuple[list[str] | None, str]:
     """`(words per token row, preview text)`; `(None, reason)` when BEATs has no head or rows do not line up."""
     beats = model.tokenizer.beats
-    if getattr(beats, "predictor", None) is None:
-        return None, f"{model.encoder_name} has no AudioSet head, so no words were heard."
+    if not can_hear(model):
+        return None, no_head_message(model)
     if mode == "first":
         first = int(round(start_s * sample_rate))
         waveform = waveform[..., first : first + int(round(window_s * sample_rate))]

@@ -7,7 +7,7 @@ from comfy_api.latest import io, ui
 
 from ..audiotoken_core.schedule import ALIGNS, ScheduledTokens, encode_schedule
 from . import host_compat
-from .heard import heard_over_time, name_rows
+from .heard import can_hear, heard_over_time, name_rows, no_head_message
 from .progress import host_progress
 from .encode import MAX_WINDOW_S, unpack_audio, rows_per_pass
 from .types import (CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, KeyframeTokens,
@@ -94,7 +94,7 @@ class AudioTokenSchedule(io.ComfyNode):
                                  n_frames=int(frames), start_s=float(start_seconds), hop_s=float(hop_seconds),
                                  window_s=float(window_seconds), align=align, smoothing_s=float(smoothing),
                                  batch_windows=rows_per_pass(window_seconds), progress=host_progress(),
-                                 heard=getattr(beats, "predictor", None) is not None)
+                                 heard=can_hear(audiotoken_model))
         key_words = None if result.heard is None else name_rows(beats, result.heard)[0]
         tokens = schedule_tokens(result, info={
             "mode": "schedule", "fps": float(fps), "frames": result.schedule.n_frames,
@@ -107,7 +107,7 @@ class AudioTokenSchedule(io.ComfyNode):
         })
         preview = summary(result, float(start_seconds), float(smoothing))
         preview += ("\nHeard:\n" + heard_over_time(key_words, result.schedule.key_times) if key_words else
-                    f"\n{audiotoken_model.encoder_name} has no AudioSet head, so no words were heard.")
+                    "\n" + no_head_message(audiotoken_model))
         return io.NodeOutput(tokens, tokens.batch_size, result.loudness.tolist(), ui=ui.PreviewText(preview))
 
 

@@ -52,6 +52,13 @@ def test_every_row_says_where_what_and_under_which_licence():
     assert {s.folder for s in sources.SOURCES} >= {"audiotoken", "audio_encoders", "loras"}
 
 
+def test_find_by_name_and_folder():
+    assert sources.find("/some/where/embedder_learned_embeds.bin") is EMBEDDER
+    assert sources.find("embedder_learned_embeds.bin", "audiotoken") is EMBEDDER
+    assert sources.find("embedder_learned_embeds.bin", "audio_encoders") is None  # an official file, other folder
+    assert sources.find("my_embedder.safetensors") is None
+
+
 def test_official_lora_row_matches_the_committed_file():
     path = OFFICIAL / LORA.name
     assert path.stat().st_size == LORA.size
