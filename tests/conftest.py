@@ -21,3 +21,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def beats_rows(tokenizer, monkeypatch):
+    """Rows (windows) that reach the module's `tokenizer` BEATs, one entry per pass, whatever the batching."""
+    rows = []
+    real = tokenizer.beats.extract_layers
+
+    def counting(wave, padding_mask=None):
+        rows.append(wave.shape[0])
+        return real(wave, padding_mask=padding_mask)
+
+    monkeypatch.setattr(tokenizer.beats, "extract_layers", counting)
+    return rows

@@ -31,20 +31,6 @@ def tokenizer(tmp_path_factory, one_thread):
     return AudioTokenizer(load_beats(path), make_tiny_embedder(3 * DIM, widths={"l": 24}, meta=meta))
 
 
-@pytest.fixture
-def beats_rows(tokenizer, monkeypatch):
-    """Rows (windows) that reach BEATs, whatever batching the caller used."""
-    rows = []
-    real = tokenizer.beats.extract_layers
-
-    def counting(wave, padding_mask=None):
-        rows.append(wave.shape[0])
-        return real(wave, padding_mask=padding_mask)
-
-    monkeypatch.setattr(tokenizer.beats, "extract_layers", counting)
-    return rows
-
-
 def a_silence_b() -> torch.Tensor:
     """Class-A sound 0-3 s (a 220 Hz tone), silence 3-6 s, class-B sound 6-9 s (noise): `[1, 9 s]` at 16 kHz."""
     t = torch.arange(3 * SR) / SR
