@@ -57,18 +57,18 @@ class Timing:
     plan_s: float
     interp_s: float
     cond_interp_s: float
-    clip_s: float | None
+    text_s: float | None
     baseline_s: float
     baseline_windows: int
-    baseline_clip_s: float | None = None
+    baseline_text_s: float | None = None
 
     @property
     def schedule_s(self) -> float:
-        return self.beats_s + self.plan_s + self.interp_s + (self.clip_s or 0.0)
+        return self.beats_s + self.plan_s + self.interp_s + (self.text_s or 0.0)
 
     @property
     def baseline_total_s(self) -> float:
-        return self.baseline_s + (self.baseline_clip_s or 0.0)
+        return self.baseline_s + (self.baseline_text_s or 0.0)
 
 
 def real_size_tokenizer() -> AudioTokenizer:
@@ -191,13 +191,13 @@ def bench(tokenizer, wave, fps_list, hop, window, overlapping: bool, smoothing: 
                 # trailing, window = hop: keyframe k hears [(k-1) hop, k hop], windows-mode window k-1
                 torch.testing.assert_close(result.keyframes["l"][1:], base["l"], rtol=1e-3, atol=1e-4)
             timing.baseline_s = base_s
-            timing.baseline_clip_s = None if text is None else text.windows(base)
+            timing.baseline_text_s = None if text is None else text.windows(base)
             runs.append(timing)
-            baselines.append((base_s, timing.baseline_clip_s))
+            baselines.append((base_s, timing.baseline_text_s))
             print(f"  fps {fps:g}: schedule {timing.schedule_s:.2f} s, baseline {timing.baseline_total_s:.2f} s",
                   file=sys.stderr)
         best = min(runs, key=lambda t: t.schedule_s)
-        best.baseline_s, best.baseline_clip_s = min(baselines, key=lambda b: b[0] + (b[1] or 0.0))
+        best.baseline_s, best.baseline_text_s = min(baselines, key=lambda b: b[0] + (b[1] or 0.0))
         best.baseline_windows = next(iter(base.values())).shape[0]
         rows.append(best)
     return rows
@@ -210,7 +210,7 @@ def table(rows: list[Timing], title: str) -> str:
              "(schedule / baseline, s) | schedule total (s) | baseline total (s) | ratio |",
              "|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---:|"]
     for r in rows:
-        text = "not run" if r.clip_s is None else f"{r.clip_s:.2f} / {r.baseline_clip_s:.2f}"
+        text = "not run" if r.text_s is None else f"{r.text_s:.2f} / {r.baseline_text_s:.2f}"
         lines.append(f"| {r.fps:g} | {r.frames} | {r.keys} | {r.windows} / {r.baseline_windows} | {r.beats_s:.2f} | "
                      f"{r.plan_s:.3f} | {r.interp_s:.4f} | {r.cond_interp_s:.3f} | {text} | {r.schedule_s:.2f} | "
                      f"{r.baseline_total_s:.2f} | {r.schedule_s / r.baseline_total_s:.2f}x |")
