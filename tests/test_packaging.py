@@ -113,7 +113,40 @@ def test_requires_comfyui_covers_the_versions_ci_tests():
     assert tested, "no host requirement files"
     spec = SpecifierSet(PYPROJECT["tool"]["comfy"]["requires-comfyui"])
     assert all(v in spec for v in tested), (str(spec), tested)
-    assert "1.0" not in spec, "an upper bound keeps untested releases out"
+
+
+def test_requires_comfyui_excludes_no_released_version():
+    # The Manager hides a pack from hosts outside this range; nodes/host_compat.py guards a changed host at
+    # run time, so a release is left out only when it is known to break the pack. Releases whose API was read
+    # (docs/design.md, host compatibility), newest last.
+    released = ["0.3.64", "0.33.0", "0.34.0", "0.35.1", "0.36.0", "0.37.0", "0.38.1", "0.39.0"]
+    spec = SpecifierSet(PYPROJECT["tool"]["comfy"]["requires-comfyui"])
+    assert [v for v in released if v not in spec] == [], str(spec)
+    assert "0.3.63" not in spec, "0.3.63 and older lack the V3 node API the pack uses"
+
+
+def test_registry_models_are_the_official_sources():
+    # One home for the official files is audiotoken_core/sources.py; the registry's list must say the same.
+    from audiotoken_core import sources
+
+    listed = {(m["location"], m["model_url"]) for m in PYPROJECT["tool"]["comfy"]["Models"]}
+    official = {(f"models/{s.folder}/{s.name}", s.url) for s in sources.SOURCES if s.url and s.folder != "diffusers"}
+    assert listed == official
+
+
+def test_comfy_node_validate(tmp_path):
+    """comfy-cli's own pre-publish check (the registry action runs the same parser) reads every field."""
+    comfy = Path(sys.executable).with_name("comfy")
+    assert comfy.exists(), "comfy-cli is in the dev extra"
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / ".config"),
+           "PATH": f"{comfy.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    run = subprocess.run([str(comfy), "--skip-prompt", "--no-enable-telemetry", "node", "validate"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert "All validation checks passed" in out, out
+    # comfy-cli reports a malformed field as a warning and publishes without it.
+    assert "Warning" not in out and "Error" not in out, out
 
 
 def test_requires_comfyui_is_spelled_as_comfy_cli_accepts():
@@ -155,3 +188,45 @@ def test_wheel_layout_from_the_pack(shipped, tmp_path):
         assert (lib / "audiotoken_train" / module).is_file(), module
     # Data read at run time must be installed with the code.
     assert (lib / "audiotoken_core" / "data" / "audioset_labels.csv").is_file()
+
+
+def test_banner_is_a_wide_png():
+    url = PYPROJECT["tool"]["comfy"]["Banner"]
+    rel = re.sub(r"^https://raw\.githubusercontent\.com/[^/]+/[^/]+/[^/]+/", "", url)
+    data = (ROOT / rel).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= 3 * height and height >= 200
+
+
+def _publish_workflow() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / ".github" / "workflows" / "publish.yml").read_text(encoding="utf-8"))
+
+
+def test_publish_workflow_uses_the_registry_action_on_pyproject_changes():
+    flow = _publish_workflow()
+    push = flow[True]["push"]  # YAML 1.1 reads the key `on` as True
+    assert push["branches"] == ["main"] and push["paths"] == ["pyproject.toml"]
+    steps = flow["jobs"]["publish-node"]["steps"]
+    action = next(s for s in steps if "publish-node-action" in s.get("uses", ""))
+    assert action["uses"].startswith("Comfy-Org/publish-node-action@")
+    assert action["with"]["personal_access_token"] == "${{ secrets.REGISTRY_ACCESS_TOKEN }}"
+    assert "needs.version-changed.outputs.changed == 'true'" in flow["jobs"]["publish-node"]["if"]
+
+
+@pytest.mark.parametrize("before, after, changed", [("0.1.0", "0.1.0", "false"), ("0.1.0", "0.2.0", "true")])
+def test_publish_workflow_publishes_only_a_new_version(tmp_path, before, after, changed):
+    # The job's own shell step, run on a two-commit repository.
+    step = next(s for s in _publish_workflow()["jobs"]["version-changed"]["steps"] if s.get("id") == "compare")
+    script = step["run"].replace("${{ github.event_name }}", "push")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    for i, version in enumerate((before, after)):
+        (tmp_path / "pyproject.toml").write_text(f'[project]\nversion = "{version}"\ndescription = "edit {i}"\n')
+        subprocess.run([*git, "add", "pyproject.toml"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", f"edit {i}"], check=True)
+    out = tmp_path / "github_output"
+    subprocess.run(["bash", "-c", script], cwd=tmp_path, env={**os.environ, "GITHUB_OUTPUT": str(out)}, check=True)
+    assert f"changed={changed}" in out.read_text() and f"version={after}" in out.read_text()
