@@ -502,7 +502,7 @@ def unet_share(ctx: Context):
     noisy = torch.randn(batch, unet.config.in_channels, h // down, w // down, generator=gen).to(ctx.device, dtype)
     steps = torch.randint(0, 1000, (batch,), generator=gen).to(ctx.device)
     hidden = torch.randn(batch, 77, base.widths["l"], generator=gen).to(ctx.device, dtype).requires_grad_(True)
-    autocast = torch.autocast(ctx.device.type, dtype=dtype) if mixed != "no" else contextlib.nullcontext()
+    autocast = torch.autocast(ctx.device.type, dtype=dtype) if mixed != "fp32" else contextlib.nullcontext()
 
     def step():
         with autocast:

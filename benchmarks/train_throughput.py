@@ -127,8 +127,8 @@ def main(argv=None) -> int:
     pixels = torch.rand(args.batch, 3, h, w) * 2 - 1
     mixed_b = resolve_mixed_precision("auto", device)
     recipes = [
-        ("(a) original: fp32, BEATs + VAE every step", "no", False),
-        (f"(b) ours: cached features/latents, {'fp32 (no autocast on CPU)' if mixed_b == 'no' else mixed_b + ' autocast'}",
+        ("(a) original: fp32, BEATs + VAE every step", "fp32", False),
+        (f"(b) ours: cached features/latents, {'fp32 (no autocast on CPU)' if mixed_b == 'fp32' else mixed_b + ' autocast'}",
          mixed_b, True),
     ]
 
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
         beats.to("cpu" if cached else device)
         base.vae.to("cpu" if cached else device)
         embedder.to(device).train()
-        autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if mixed != "no" else nullcontext
+        autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if mixed != "fp32" else nullcontext
         trainer = Trainer(cfg, base, embedder, device=device, weight_dtype=dtype, autocast=autocast,
                           beats_tokenizer=tokenizer)
         batch = {k: v.to(device) for k, v in cached_batch.items()} if cached else {"wave": wave, "pixels": pixels}

@@ -232,7 +232,7 @@ def generator_files(tmp_path_factory):
 def test_real_generator_end_to_end(dataset, scorer_files, generator_files, tmp_path):
     """The trainer's AudioImageGenerator on tiny random models: every row generated and scored."""
     scorers = load_scorers(scorer_files)
-    cfg = _cfg(dataset / "small.jsonl", tmp_path, steps=1, n_images=1, null_token="random", dtype="float32",
+    cfg = _cfg(dataset / "small.jsonl", tmp_path, steps=1, n_images=1, null_token="random", dtype="fp32",
                cpu=True, **generator_files)
     report = evaluate(cfg, scorers=scorers)
     assert report["generator"]["widths"] == {"l": 32}

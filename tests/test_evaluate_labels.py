@@ -120,7 +120,7 @@ def generator_files(tmp_path_factory, steered_beats):
 
 def test_real_generator_label_rows(dataset, scorer_files, generator_files, tmp_path):
     cfg = _cfg(dataset / "small.jsonl", tmp_path, rows=("labels", "labels_token"), metrics=("ais", "aic"),
-               steps=1, dtype="float32", cpu=True, grid_clips=0, **generator_files)
+               steps=1, dtype="fp32", cpu=True, grid_clips=0, **generator_files)
     report = evaluate(cfg, scorers=load_scorers(scorer_files))
     for row in ("labels", "labels_token"):
         assert report["rows"][row]["n_images"] == 3
@@ -144,7 +144,7 @@ def test_a_beats_without_head_stops_before_any_image(dataset, scorer_files, gene
     args = ["--data", str(dataset / "small.jsonl"), "--out", str(out), "--rows", "audio,labels", "--metrics", "aic",
             "--clip-l14", str(scorer_files["clip_l14"]), "--base-model", generator_files["base_model"],
             "--embedder", generator_files["embedder"], "--beats", str(headless), "--steps", "1",
-            "--dtype", "float32", "--no-progress", "--cpu"]
+            "--dtype", "fp32", "--no-progress", "--cpu"]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "need the AudioSet head" in err and "pre-trained, not fine-tuned" in err and "--rows" in err

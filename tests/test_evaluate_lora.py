@@ -50,7 +50,7 @@ def run(files, out, lora):
 
     args = ["--data", str(files["data"]), "--out", str(out), "--rows", "audio", "--metrics", "aic",
             "--clip-l14", files["clip_l14"], "--base-model", files["base_model"], "--embedder", files["embedder"],
-            "--beats", files["beats"], "--steps", "1", "--dtype", "float32", "--bootstrap", "20", "--grid-clips", "0",
+            "--beats", files["beats"], "--steps", "1", "--dtype", "fp32", "--bootstrap", "20", "--grid-clips", "0",
             "--no-progress", "--cpu"] + (["--lora", lora] if lora else [])
     assert main(args) == 0
     return json.loads((out / "metrics.json").read_text()), (out / "results.md").read_text()

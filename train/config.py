@@ -4,79 +4,123 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from .options import flag, option
+from .precision import PRECISIONS, respelled
+
+_IO = "inputs and outputs"
+_RECIPE = "the recipe (defaults: the official code's)"
+_SPEED = "speed"
+_RUN = "checkpoints, logs and validation"
+RESIZE_MODES = ("squash", "center-crop", "pad")
 
 
 @dataclass
 class TrainConfig:
-    # inputs / outputs
-    data: str = ""
-    base_model: str = ""
-    beats: str = ""
-    output_dir: str = "runs/audiotoken"
-    base_config: str | None = None
-    split: str | None = "train"
-    exclude: list[str] = field(default_factory=list)
+    data: str = option(
+        "", "training data: VGGSound folder (vggsound.csv), sound+picture folder, video folder or manifest.jsonl",
+        group=_IO)
+    base_model: str = option("", "diffusers folder or single-file checkpoint (SD1.x, SD2.x or SDXL)", group=_IO)
+    beats: str = option(
+        "", "BEATs checkpoint (.pt or .safetensors), e.g. BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt",
+        group=_IO)
+    output_dir: str = option("runs/audiotoken", "run folder: checkpoints, cache, logs, final weights", group=_IO)
+    base_config: str | None = option(None, "diffusers config folder for a single-file --base-model", group=_IO)
+    split: str | None = option(
+        "train", "split to use where the data names splits (VGGSound: train/test); 'all' for every row",
+        group=_IO)
+    exclude: list[str] = option(
+        help="files of ids to leave out (one per line, .json list or .csv first column)",
+        group=_IO, factory=list)
     # None: on unless AUDIOTOKEN_OFFICIAL_FILTERS=0 (VGGSound's train split only)
-    official_filters: bool | None = None
-    # the recipe (defaults = the official code's)
-    prompt: str = "a photo of <*>"
-    layers: tuple[int, ...] = (4, 8, 12)
-    n_tokens: int = 1
-    embedder_hidden_dim: int | None = None
-    init_embedder: str | None = None
-    window_seconds: float = 5.0
-    infer_window_seconds: float = 10.0
-    frame_size: str = "512x320"
-    resize: str = "squash"
-    learning_rate: float = 1e-5
-    scale_lr: bool = True
-    lr_scheduler: str = "constant"
-    lr_warmup_steps: int = 0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_weight_decay: float = 1e-2
-    adam_epsilon: float = 1e-8
-    max_grad_norm: float | None = None
-    batch_size: int = 4
-    grad_accum: int = 4
-    max_steps: int = 30000
-    lambda_l1: float = 0.01
-    lambda_l2: float = 0.0
-    lambda_class: float = 0.01
-    lambda_norm: float = 0.0
-    class_loss: bool = False
-    faithful_dropout: bool = False
-    lora: bool = False
-    lora_rank: int = 4
-    seed: int = 0
-    # speed
-    cache: bool = True
-    cache_dir: str | None = None
-    cache_windows: int = 2
-    cache_dtype: str = "fp16"
-    precompute_batch: int = 8
-    precompute_only: bool = False
-    mixed_precision: str = "auto"
-    gradient_checkpointing: bool = False
-    compile: bool = False
-    num_workers: int = 0
-    # robustness / UX
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    resume: bool = False
-    max_nonfinite_steps: int = 5
-    log_every: int = 10
-    tensorboard: bool = True
-    validation_every: int = 0
-    validation_audio: list[str] = field(default_factory=list)
-    validation_count: int = 4
-    validation_steps: int = 25
-    validation_guidance: float = 7.5
-    progress: bool = True
+    official_filters: bool | None = option(
+        None, "VGGSound train split: leave out the clips the official code leaves out (its unmatched and "
+        "low-quality lists); unset: on unless AUDIOTOKEN_OFFICIAL_FILTERS=0", group=_IO)
+    prompt: str = option("a photo of <*>", "training prompt; <*> (or <audio>) marks the audio token", group=_RECIPE)
+    layers: tuple[int, ...] = option((4, 8, 12), "1-based BEATs layers concatenated as Embedder input", group=_RECIPE)
+    n_tokens: int = option(1, "audio tokens per prompt", group=_RECIPE)
+    embedder_hidden_dim: int | None = option(
+        None, "MLP hidden width (default: input width, as the original)",
+        group=_RECIPE)
+    init_embedder: str | None = option(
+        None, "start from these Embedder weights (ours or the official .bin)",
+        group=_RECIPE)
+    window_seconds: float = option(5.0, "training audio window (original: 5)", group=_RECIPE)
+    infer_window_seconds: float = option(
+        10.0, "window recorded in the weights for inference (original: 10)",
+        group=_RECIPE)
+    frame_size: str = option("512x320", "training frame size WxH (original: 512x320)", group=_RECIPE)
+    resize: str = option("squash", "how frames meet --frame-size (squash: the original)", group=_RECIPE,
+                         choices=RESIZE_MODES)
+    learning_rate: float = option(1e-5, "base learning rate", group=_RECIPE)
+    scale_lr: bool = option(
+        True, "multiply the lr by batch x grad-accum x processes (original default: on)",
+        group=_RECIPE)
+    lr_scheduler: str = option(
+        "constant", "diffusers scheduler name: constant, constant_with_warmup, cosine, linear, ...",
+        group=_RECIPE)
+    lr_warmup_steps: int = option(0, "warmup steps", group=_RECIPE)
+    adam_beta1: float = option(0.9, "AdamW beta1", group=_RECIPE)
+    adam_beta2: float = option(0.999, "AdamW beta2", group=_RECIPE)
+    adam_weight_decay: float = option(1e-2, "AdamW weight decay", group=_RECIPE)
+    adam_epsilon: float = option(1e-8, "AdamW epsilon", group=_RECIPE)
+    max_grad_norm: float | None = option(
+        None, "clip gradients to this norm (off by default, as the original)",
+        group=_RECIPE)
+    batch_size: int = option(4, "clips per process per micro-batch", group=_RECIPE)
+    grad_accum: int = option(4, "micro-batches per optimizer step", group=_RECIPE)
+    max_steps: int = option(30000, "optimizer steps", group=_RECIPE)
+    lambda_l1: float = option(0.01, "weight of mean |token|", group=_RECIPE)
+    lambda_l2: float = option(0.0, "weight of mean squared token norm", group=_RECIPE)
+    lambda_class: float = option(0.01, "weight of the class loss", group=_RECIPE)
+    lambda_norm: float = option(
+        0.0, "weight of (|token| / mean word-embedding norm - 1)^2: keeps the token at a word's scale",
+        group=_RECIPE)
+    class_loss: bool = option(
+        False, "add (1 - cos(token, label word embedding))^2 where clips have labels",
+        group=_RECIPE)
+    faithful_dropout: bool = option(
+        False, "validation images with the official always-on unary dropout (training always applies it)",
+        group=_RECIPE)
+    lora: bool = option(False, "also train a LoRA on the UNet attention layers", group=_RECIPE)
+    lora_rank: int = option(4, "LoRA rank (original: 4)", group=_RECIPE)
+    seed: int = option(0, "seed for data order, windows, noise and timesteps", group=_RECIPE)
+    cache: bool = option(
+        True, "precompute BEATs features and VAE latents once (off: the original per-step recipe)",
+        group=_SPEED)
+    cache_dir: str | None = option(None, "cache folder (default: <output-dir>/cache)", group=_SPEED)
+    cache_windows: int = option(2, "random windows (and frames) cached per clip", group=_SPEED)
+    cache_dtype: str = option("fp16", "feature storage type", group=_SPEED, choices=PRECISIONS)
+    precompute_batch: int = option(8, "windows per BEATs/VAE batch in the precompute pass", group=_SPEED)
+    precompute_only: bool = option(False, "build the cache and stop", group=_SPEED)
+    mixed_precision: str = option("auto", "auto: bf16 (or fp16) on GPU, fp32 on CPU", group=_SPEED,
+                                  choices=("auto", *PRECISIONS))
+    gradient_checkpointing: bool = option(False, "trade compute for memory in UNet and text encoder", group=_SPEED)
+    compile: bool = option(False, "torch.compile the UNet", group=_SPEED)
+    num_workers: int = option(0, "DataLoader worker processes", group=_SPEED)
+    checkpoint_every: int = option(1000, "save a resumable checkpoint every N steps", group=_RUN)
+    keep_checkpoints: int = option(3, "checkpoints kept on disk", group=_RUN)
+    resume: bool = option(False, "continue from the latest checkpoint in <output-dir>/checkpoints", group=_RUN)
+    max_nonfinite_steps: int = option(5, "stop after this many consecutive NaN/Inf steps", group=_RUN)
+    log_every: int = option(10, "log averaged losses every N steps", group=_RUN)
+    tensorboard: bool = option(True, "write TensorBoard scalars (if tensorboard is installed)", group=_RUN)
+    validation_every: int = option(0, "make validation images every N steps (0: never)", group=_RUN)
+    validation_audio: list[str] = option(
+        help="fixed sounds for validation images (default: the first clips)",
+        group=_RUN, factory=list)
+    validation_count: int = option(
+        4, "validation sounds taken from the data when --validation-audio is not given",
+        group=_RUN)
+    validation_steps: int = option(25, "sampling steps for validation images", group=_RUN)
+    validation_guidance: float = option(7.5, "guidance scale for validation images", group=_RUN)
+    progress: bool = option(True, "show tqdm progress bars", group=_RUN)
 
     def __post_init__(self):
+        if self.split in ("all", ""):
+            self.split = None
+        self.mixed_precision, self.cache_dtype = respelled(self.mixed_precision), respelled(self.cache_dtype)
         self.layers = tuple(int(x) for x in self.layers)
         self.exclude = list(self.exclude or [])
         self.validation_audio = list(self.validation_audio or [])
@@ -85,17 +129,15 @@ class TrainConfig:
         problems = []
         for name in ("data", "base_model", "beats"):
             if not getattr(self, name):
-                problems.append(f"--{name.replace('_', '-')} is required")
+                problems.append(f"{flag(name)} is required")
         if self.batch_size < 1 or self.grad_accum < 1 or self.max_steps < 1:
             problems.append("batch size, grad accumulation and max steps must be >= 1")
         if self.window_seconds <= 0:
             problems.append("--window-seconds must be positive")
-        if self.resize not in ("squash", "center-crop", "pad"):
-            problems.append(f"--resize must be squash, center-crop or pad (got {self.resize})")
-        if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
-            problems.append(f"--mixed-precision must be auto, no, fp16 or bf16 (got {self.mixed_precision})")
-        if self.cache_dtype not in ("fp16", "bf16", "fp32"):
-            problems.append(f"--cache-dtype must be fp16, bf16 or fp32 (got {self.cache_dtype})")
+        for f in dataclasses.fields(self):
+            choices, value = f.metadata["choices"], getattr(self, f.name)
+            if choices and value not in choices:
+                problems.append(f"{flag(f.name)} must be one of {', '.join(choices)} (got {value})")
         if self.checkpoint_every < 1:
             problems.append("--checkpoint-every must be >= 1")
         if problems:

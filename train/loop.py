@@ -25,7 +25,7 @@ from .batches import Batch, RawViews, StepBatches, collate
 from .config import TrainConfig
 from .losses import NonFiniteLossError
 from .optim import Optimization, build_optimization
-from .precision import resolve_mixed_precision, torch_dtype
+from .precision import accelerate_name, resolve_mixed_precision, torch_dtype
 from .trainable import build_embedder, load_trainable, trainable_state
 from .trainer import Trainer
 from .validation import validate, validation_sounds
@@ -109,7 +109,7 @@ def _accelerator(config: TrainConfig):
     AcceleratorState._reset_state(reset_partial_state=False)
     cpu = not torch.cuda.is_available()
     mixed = resolve_mixed_precision(config.mixed_precision, PartialState(cpu=cpu).device)
-    return Accelerator(mixed_precision=mixed, cpu=cpu), mixed
+    return Accelerator(mixed_precision=accelerate_name(mixed), cpu=cpu), mixed
 
 
 def setup_run(config: TrainConfig) -> Run:
@@ -347,7 +347,7 @@ def optimizer_step(run: Run, opt: Optimization, bad_cycle: bool, bad_run: int, s
         if bad_run >= config.max_nonfinite_steps:
             raise NonFiniteLossError(
                 f"the loss was NaN/Inf in {bad_run} consecutive steps (last at step {step + 1}); stopping. "
-                "Lower --learning-rate, try --mixed-precision bf16 or no, or check the clips named in the log"
+                "Lower --learning-rate, try --mixed-precision bf16 or fp32, or check the clips named in the log"
             )
         return bad_run
     if config.max_grad_norm:

@@ -75,7 +75,7 @@ def make_config(seed: int, steps: int, batch: int, lr: float, window_s: float, o
         grad_accum=1,
         max_steps=steps,
         seed=seed,
-        mixed_precision="no",
+        mixed_precision="fp32",
         tensorboard=False,
         progress=False,
         **recipe,

@@ -4,63 +4,83 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..options import option
+from ..precision import PRECISIONS, respelled
 from . import generation as gen
 from . import heard
+from . import model_files as files
 from .scoring import METRICS
 
 ALL_ROWS = (*gen.ROWS_GENERATED, "ground_truth")
 # The BEATs-label rows are opt-in: they need the AudioSet head and cost two more generations per clip.
 DEFAULT_ROWS = ("audio", "text", "null", "ground_truth")
+_DATA, _GENERATOR, _SCORERS = "data", "generator", "scoring models (local files only)"
+_GENERATION, _COMPUTE, _OUTPUT = "generation", "what to compute", "statistics and output"
 
 
 @dataclass
 class EvalConfig:
-    data: str
-    out: str
-    split: str | None = "test"
-    limit: int | None = None
-    # generator (the trainer's AudioImageGenerator)
-    base_model: str | None = None
-    embedder: str | None = None
-    beats: str | None = None
-    base_config: str | None = None
-    lora: str | None = None
-    dtype: str = "float16"
-    # scorers
-    clip_b32: str | None = None
-    clip_l14: str | None = None
-    wav2clip: str | None = None
-    inception: str | None = None
-    # generation
-    prompt: str = "a photo of <audio>"
-    n_images: int = 1
-    seed: int = 0
-    steps: int = 50
-    guidance: float = 7.5
-    height: int | None = None
-    width: int | None = None
-    null_token: str = "zero"
-    label_k: int = heard.DEFAULT_K
-    label_threshold: float = heard.DEFAULT_THRESHOLD
-    gen_batch: int = 4
-    # what to compute
-    rows: tuple[str, ...] = DEFAULT_ROWS
-    metrics: tuple[str, ...] = METRICS
-    aic_template: str = "a photo of {label}"
-    labels_file: str | None = None
-    wav2clip_rate: int = 16_000
-    # statistics and output
-    bootstrap: int = 1000
-    fid_bootstrap: int = 100
-    confidence: float = 0.95
-    grid_clips: int = 8
-    cache_dir: str | None = None
-    clip_batch: int = 64
-    inception_batch: int = 50
-    audio_batch: int = 16
-    overwrite: bool = False
-    cpu: bool = False
-    progress: bool = True
+    data: str = option(help="dataset folder or file (any layout the trainer reads)", group=_DATA)
+    out: str = option(help="output folder (images, feature cache, reports)", group=_DATA)
+    split: str | None = option("test", "split to score ('all' for every clip)", group=_DATA)
+    limit: int | None = option(None, "score a seeded random subset of this many clips", group=_DATA)
+    base_model: str | None = option(None, "diffusers folder of the base model (e.g. SD-1.4)", group=_GENERATOR)
+    embedder: str | None = option(None, "embedder weights (official .bin or our .safetensors)", group=_GENERATOR)
+    beats: str | None = option(None, "BEATs checkpoint (.pt or .safetensors)", group=_GENERATOR)
+    base_config: str | None = option(
+        None, "diffusers config folder when --base-model is a single-file checkpoint", group=_GENERATOR)
+    lora: str | None = option(
+        None, "UNet LoRA to score with: ours (audiotoken-lora.safetensors), the official "
+        "lora_layers_learned_embeds.bin, ComfyUI/kohya or peft files. Leave it out to score without (the paper's "
+        "setting); use another --out for each, results.md says which", group=_GENERATOR)
+    dtype: str = option("fp16", "precision of the generator (fp16 falls back to fp32 on CPU)", group=_GENERATOR,
+                        choices=PRECISIONS)
+    clip_b32: str | None = option(None, f"transformers folder of {files.CLIP_B32_SOURCE} (AIS)", group=_SCORERS)
+    clip_l14: str | None = option(None, f"transformers folder of {files.CLIP_L14_SOURCE} (IIS, AIC)",
+                                  group=_SCORERS)
+    wav2clip: str | None = option(None, "Wav2CLIP.pt checkpoint (AIS)", group=_SCORERS)
+    inception: str | None = option(None, f"{files.FID_WEIGHTS_NAME} (FID)", group=_SCORERS)
+    prompt: str = option("a photo of <audio>", "prompt with the audio placeholder <audio> or <*>", group=_GENERATION)
+    n_images: int = option(1, "images per clip (seeds seed..seed+n-1)", group=_GENERATION)
+    seed: int = option(0, "first seed", group=_GENERATION)
+    steps: int = option(50, "sampling steps", group=_GENERATION)
+    guidance: float = option(7.5, "classifier-free guidance scale", group=_GENERATION)
+    height: int | None = option(None, "image height (default: the model's)", group=_GENERATION)
+    width: int | None = option(None, "image width (default: the model's)", group=_GENERATION)
+    null_token: str = option("zero", "the null-token row's token", group=_GENERATION, choices=("zero", "random"))
+    label_k: int = option(heard.DEFAULT_K, "labels rows: at most this many BEATs AudioSet labels per prompt, best "
+                          "first", group=_GENERATION)
+    label_threshold: float = option(
+        heard.DEFAULT_THRESHOLD, "labels rows: leave out labels scoring below this probability (a clip where none "
+        "reaches it gets its best label)", group=_GENERATION)
+    gen_batch: int = option(4, "clips per generator call", group=_GENERATION)
+    rows: tuple[str, ...] = option(
+        DEFAULT_ROWS, f"comma list of {', '.join(ALL_ROWS)} (the labels rows need a fine-tuned BEATs, which holds "
+        "the AudioSet head)", group=_COMPUTE)
+    metrics: tuple[str, ...] = option(METRICS, f"comma list of {', '.join(METRICS)}", group=_COMPUTE)
+    aic_template: str = option("a photo of {label}", "class prompt for zero-shot AIC", group=_COMPUTE)
+    labels_file: str | None = option(
+        None, "all class names, one per line (default: the labels of the scored clips)", group=_COMPUTE)
+    wav2clip_rate: int = option(
+        16_000, "audio rate fed to Wav2CLIP (16000 as it was trained; SonicDiffusion used 44100)", group=_COMPUTE)
+    bootstrap: int = option(1000, "bootstrap resamples for AIS/IIS/AIC", group=_OUTPUT)
+    fid_bootstrap: int = option(100, "bootstrap resamples for FID", group=_OUTPUT)
+    confidence: float = option(0.95, "confidence level of the intervals", group=_OUTPUT)
+    grid_clips: int = option(8, "clips shown in grid.png (0: none)", group=_OUTPUT)
+    cache_dir: str | None = option(None, "feature cache (default OUT/feature_cache); share it across runs",
+                                   group=_OUTPUT)
+    clip_batch: int = option(64, "images per CLIP batch", group=_OUTPUT)
+    inception_batch: int = option(50, "images per Inception batch", group=_OUTPUT)
+    audio_batch: int = option(16, "clips per Wav2CLIP batch", group=_OUTPUT)
+    overwrite: bool = option(False, "regenerate rows made with other settings", group=_OUTPUT)
+    cpu: bool = option(False, "run on CPU even if a GPU is present", group=_OUTPUT)
+    progress: bool = option(True, "show progress bars", group=_OUTPUT)
+
+    def __post_init__(self):
+        if self.split in ("all", ""):
+            self.split = None
+        self.dtype = respelled(self.dtype)
+        self.rows, self.metrics = tuple(self.rows), tuple(self.metrics)
 
     @property
     def seeds(self) -> tuple[int, ...]:
