@@ -16,7 +16,6 @@ import logging
 import math
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -26,6 +25,7 @@ from .config import TrainConfig
 from .losses import NonFiniteLossError
 from .optim import Optimization, build_optimization
 from .precision import accelerate_name, resolve_mixed_precision, torch_dtype
+from .run_state import Run
 from .trainable import build_embedder, load_trainable, trainable_state
 from .trainer import Trainer
 from .validation import validate, validation_sounds
@@ -59,45 +59,6 @@ def cache_fingerprint(config: TrainConfig, dataset, vae, beats_path: str) -> dic
         "beats": [str(beats.resolve()), stat.st_size, int(stat.st_mtime)],
         "vae": json.loads(json.dumps(dict(vae.config), default=str)),
     }
-
-
-@dataclass
-class Run:
-    """What every phase of a run shares: settings, the process's place in it, data and models."""
-
-    config: TrainConfig
-    accelerator: object
-    mixed: str  # accelerate's precision name: no | fp16 | bf16
-    dataset: object  # train.data.ClipDataset
-    base: object  # train.models.BaseModel
-    beats: torch.nn.Module
-    embedder: torch.nn.Module
-    tokenizer: object  # AudioTokenizer(beats, embedder)
-    lora_params: list = field(default_factory=list)
-
-    @property
-    def device(self) -> torch.device:
-        return self.accelerator.device
-
-    @property
-    def rank(self) -> int:
-        return self.accelerator.process_index
-
-    @property
-    def world(self) -> int:
-        return self.accelerator.num_processes
-
-    @property
-    def main(self) -> bool:
-        return self.accelerator.is_main_process
-
-    @property
-    def weight_dtype(self) -> torch.dtype:
-        return torch_dtype(self.mixed)
-
-    @property
-    def out(self) -> Path:
-        return self.config.output_path
 
 
 def _accelerator(config: TrainConfig):

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
 from .config import TrainConfig
-
-if TYPE_CHECKING:
-    from .loop import Run
+from .run_state import Run
 
 
 def validation_sounds(config: TrainConfig, dataset) -> list[tuple[str, torch.Tensor, int]]:
