@@ -11,6 +11,7 @@ from .download_models import AudioTokenDownloadModels
 from .encode import AudioTokenEncode
 from .folders import register_folders
 from .model_loader import AudioTokenModelLoader
+from .sample_sounds import install_sample_sounds
 from .save_embedding import AudioTokenSaveEmbedding
 from .schedule import AudioTokenSchedule
 from .text_encode import AudioTokenTextEncode
@@ -26,4 +27,7 @@ NODES = [AudioTokenModelLoader, AudioTokenEncode, AudioTokenTextEncode, AudioTok
 
 class AudioTokenExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        # Called once, when the host loads the pack (both hosts; on_load is not called by 0.3.64), so the
+        # templates' sounds are in the input folder before Load Audio first lists it.
+        install_sample_sounds()
         return list(NODES)
