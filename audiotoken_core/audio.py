@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 TARGET_RATE = 16_000
+# BEATs was fine-tuned on 10 s AudioSet clips and the official embedder on 10 s windows: the default window.
+WINDOW_SECONDS = 10.0
 
 
 def prepare_audio(waveform, sample_rate: int) -> torch.Tensor:
@@ -53,8 +55,9 @@ def seconds_to_samples(seconds: float, rate: int = TARGET_RATE) -> int:
 def take_window(wave16k: torch.Tensor, offset_s: float, duration_s: float, tile: bool = True) -> torch.Tensor:
     """The `[B, duration]` window starting at `offset_s`.
 
-    Where the clip ends before the window does, the clip is repeated from its start (`tile=True`, as the
-    official loader's `np.tile`) or zero-padded. A window that starts at or past the end is an error.
+    Where the clip ends before the window does, the sound from `offset_s` on is repeated to fill it
+    (`tile=True`: from 0 s this is the official loader's `np.tile`, and it is how `iter_windows` fills a
+    tail) or zero-padded. A window that starts at or past the end is an error.
     """
     wave16k = _check_16k(wave16k)
     if duration_s is None or not math.isfinite(duration_s) or duration_s <= 0:
@@ -71,8 +74,7 @@ def take_window(wave16k: torch.Tensor, offset_s: float, duration_s: float, tile:
     if end <= length:
         return wave16k[:, start:end]
     if tile:
-        reps = math.ceil(end / length)
-        return wave16k.repeat(1, reps)[:, start:end]
+        return _repeat_to(wave16k[:, start:], need)
     out = wave16k.new_zeros(wave16k.shape[0], need)
     out[:, : length - start] = wave16k[:, start:]
     return out
@@ -106,16 +108,20 @@ def iter_windows(wave16k: torch.Tensor, window_s: float, hop_s: float | None = N
     n = count_windows(wave16k.shape[-1], window_s, hop_s, offset_s, min_last_s)
     for i in range(n):
         a = start + i * hop
-        seg = wave16k[:, a : a + win]
-        if seg.shape[-1] < win:
-            seg = seg.repeat(1, math.ceil(win / seg.shape[-1]))[:, :win]
-        yield seg
+        yield _repeat_to(wave16k[:, a : a + win], win)
 
 
 def split_windows(wave16k: torch.Tensor, window_s: float, hop_s: float | None = None, offset_s: float = 0.0,
                   min_last_s: float | None = None) -> torch.Tensor:
     """All windows at once as `[B, W, window]` (use `iter_windows` for long audio)."""
     return torch.stack(list(iter_windows(wave16k, window_s, hop_s, offset_s, min_last_s)), dim=1)
+
+
+def _repeat_to(seg: torch.Tensor, need: int) -> torch.Tensor:
+    """`seg` repeated along time to `need` samples (the one tiling rule), or `seg` itself when long enough."""
+    if seg.shape[-1] >= need:
+        return seg[:, :need]
+    return seg.repeat(1, math.ceil(need / seg.shape[-1]))[:, :need]
 
 
 def _min_last(window_s: float, min_last_s: float | None) -> float:

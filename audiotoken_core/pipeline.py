@@ -1,16 +1,34 @@
-"""Waveform → audio tokens: the single path used by the ComfyUI nodes and the trainer."""
+"""Waveform → audio tokens, and what BEATs heard in the same pass: the one path of the nodes and the trainer.
+
+`AudioTokenizer.encode` is the entry: it cuts the windows (`audio.py`'s one rule: tiled short clips and tails),
+runs them through `encode_windows` (the one chunking loop, which bounds the rows of every BEATs pass) and
+folds the rows into what the mode asks for. Callers that cut their own windows (a frame schedule) call
+`encode_windows` directly.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import torch
 
-from .audio import TARGET_RATE, count_windows, iter_windows, prepare_audio, take_window
+from .audio import TARGET_RATE, WINDOW_SECONDS, count_windows, iter_windows, prepare_audio, seconds_to_samples, \
+    take_window
 
-MODES = ("first", "mean", "windows")
+ENCODE_MODES = ("first", "mean", "windows")
 ProgressFn = Callable[[int, int], None]
+_Pass = tuple[dict[str, torch.Tensor], "torch.Tensor | None"]  # one BEATs pass: tokens, probabilities
+# BEATs attention memory grows with the square of the window (its position bias and scores are
+# [heads, tokens, tokens], 50 tokens a second), so a pass holds at most rows x window² = 8 windows of 10 s:
+# windows of 10 s or less run 8 rows a pass, longer ones fewer, down to one (docs/benchmarks.md).
+MAX_ROWS = 8
+ROW_BUDGET_S2 = MAX_ROWS * WINDOW_SECONDS ** 2
+
+
+def rows_per_pass(window_s: float) -> int:
+    """How many windows of this length one BEATs pass may hold (at least one)."""
+    return max(1, min(MAX_ROWS, int(ROW_BUDGET_S2 // float(window_s) ** 2)))
 
 
 def check_compatible(beats, embedder, beats_name: str = "audio encoder", embedder_name: str = "embedder") -> None:
@@ -38,14 +56,33 @@ class WindowTokens:
     heard: torch.Tensor | None
 
 
-class AudioTokenizer:
-    """BEATs + Embedder. Runs on the device and dtype of the BEATs module."""
+@dataclass(frozen=True)
+class Encoded:
+    """What `AudioTokenizer.encode` gives, R rows (one per sound, or per window in mode windows):
 
-    def __init__(self, beats, embedder, beats_name: str = "audio encoder", embedder_name: str = "embedder"):
-        check_compatible(beats, embedder, beats_name, embedder_name)
+    - `tokens {clip: [R, n_tokens, D]}` float32 on the model's device (empty when there is no embedder);
+    - `heard [R, C]` float32 CPU AudioSet probabilities from the same BEATs pass (mode mean: their mean over
+      the sound's windows), or None when not asked for;
+    - `spans[r] = (sound index, start s, end s)`: the stretch of real sound row r comes from.
+    """
+
+    tokens: dict[str, torch.Tensor]
+    heard: torch.Tensor | None
+    spans: list[tuple[int, float, float]]
+
+
+class AudioTokenizer:
+    """BEATs + Embedder. Runs on the device and dtype of the BEATs module.
+
+    Without an embedder it only hears: `encode(..., heard=True)` gives the AudioSet probabilities, no tokens.
+    """
+
+    def __init__(self, beats, embedder=None, beats_name: str = "audio encoder", embedder_name: str = "embedder"):
+        if embedder is not None:
+            check_compatible(beats, embedder, beats_name, embedder_name)
         self.beats = beats
         self.embedder = embedder
-        self.layers = tuple(embedder.meta.layers)
+        self.layers = tuple(embedder.meta.layers) if embedder is not None else ()
 
     @property
     def device(self) -> torch.device:
@@ -53,7 +90,7 @@ class AudioTokenizer:
 
     @property
     def window_seconds(self) -> float:
-        return float(self.embedder.meta.window_seconds)
+        return WINDOW_SECONDS if self.embedder is None else float(self.embedder.meta.window_seconds)
 
     @torch.no_grad()
     def features(self, wave16k: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -71,69 +108,6 @@ class AudioTokenizer:
         param = next(self.embedder.parameters())
         return self.embedder.forward_dict(feats.to(param.device, param.dtype))
 
-    def encode_windows(
-        self,
-        windows: Iterable[torch.Tensor],
-        total: int | None = None,
-        batch_windows: int = 8,
-        progress: ProgressFn | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Tokens for windows the caller already cut: `[N, n_tokens, D]` float32, one row per window, in order.
-
-        `windows` yields equal-length 16 kHz `[W]` or `[b, W]` tensors, lazily if it likes, so a long schedule's
-        windows never all exist at once. They are embedded `batch_windows` rows at a time; `progress(done, total)`
-        is called after each chunk and may raise to interrupt (`total` defaults to the rows done so far).
-        """
-        return self.encode_windows_heard(windows, total, batch_windows, progress, heard=False).tokens
-
-    @torch.no_grad()
-    def encode_windows_heard(
-        self,
-        windows: Iterable[torch.Tensor],
-        total: int | None = None,
-        batch_windows: int = 8,
-        progress: ProgressFn | None = None,
-        heard: bool = True,
-    ) -> "WindowTokens":
-        """`encode_windows`, and with `heard` also what BEATs's AudioSet head hears in each window.
-
-        The probabilities come from the same BEATs pass as the tokens (the head reads the last layer), so
-        naming the sounds costs one small matrix product per window, not a second BEATs run. `heard` needs a
-        checkpoint with the head (`beats.audioset_head()` says why when there is none).
-        """
-        if batch_windows < 1:
-            raise ValueError("batch_windows must be >= 1")
-        if heard:
-            self.beats.audioset_head()  # a checkpoint without the head fails before any BEATs work
-        chunk: list[torch.Tensor] = []
-        parts: list[dict[str, torch.Tensor]] = []
-        probs: list[torch.Tensor] = []
-        done = 0
-
-        def flush():
-            nonlocal done
-            if not chunk:
-                return
-            batch = torch.cat(chunk, dim=0)
-            chunk.clear()
-            outs = self._all_layers(batch)
-            parts.append({n: t.float() for n, t in self.tokens_from_features(self._picked(outs)).items()})
-            if heard:
-                probs.append(self.beats.probs_from_last_layer(outs[-1], batch).float().cpu())
-            done += batch.shape[0]
-            if progress is not None:
-                progress(done, done if total is None else total)
-
-        for win in windows:
-            chunk.append(win if win.ndim == 2 else win[None])
-            if sum(c.shape[0] for c in chunk) >= batch_windows:
-                flush()
-        flush()
-        if not parts:
-            raise ValueError("no windows to encode")
-        return WindowTokens({n: torch.cat([p[n] for p in parts], dim=0) for n in parts[0]},
-                            torch.cat(probs) if heard else None)
-
     @torch.no_grad()
     def encode(
         self,
@@ -142,67 +116,138 @@ class AudioTokenizer:
         offset_s: float = 0.0,
         duration_s: float | None = None,
         mode: str = "first",
-        batch_windows: int = 8,
+        heard: bool = False,
+        batch_windows: int | None = None,
         progress: ProgressFn | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Tokens keyed by CLIP name, each `[B', n_tokens, D]` float32 on the model's device.
+    ) -> Encoded:
+        """Tokens of a waveform (anything `prepare_audio` takes) and, with `heard`, what BEATs heard, one pass.
 
-        - `first`: the window at `offset_s` (short audio is tiled, as the official loader does); B' = B.
-        - `mean`: mean of the tokens of every consecutive window from `offset_s`; B' = B.
-        - `windows`: one token set per window, sound-major (sound 0's windows first); B' = B x windows.
-        Windows are embedded `batch_windows` at a time, so memory stays bounded for hour-long recordings;
-        `progress(done, total)` is called after each chunk and may raise to interrupt.
+        - `first`: the window at `offset_s` (short audio is tiled, as the official loader does); R = B.
+        - `mean`: mean over every consecutive window from `offset_s` (a tail is tiled, `audio.iter_windows`);
+          R = B.
+        - `windows`: one row per window, sound-major (sound 0's windows first); R = B x windows.
+        At most `batch_windows` rows (default `rows_per_pass(duration_s)`) share a BEATs pass, sounds of a
+        batch split across passes as needed, so memory stays bounded for any batch and hour-long recordings;
+        `progress(rows done, rows)` is called after each pass and may raise to interrupt. `heard` needs a
+        checkpoint with the AudioSet head (`beats.head_problem()` says why when there is none).
         """
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if batch_windows < 1:
-            raise ValueError("batch_windows must be >= 1")
+        if mode not in ENCODE_MODES:
+            raise ValueError(f"mode must be one of {ENCODE_MODES}, got {mode!r}")
         duration_s = self.window_seconds if duration_s is None else float(duration_s)
         wave = prepare_audio(waveform, sample_rate)
-        n_sounds = wave.shape[0]
+        n_sounds, length = wave.shape
         if mode == "first":
-            windows = [take_window(wave, offset_s, duration_s)]
-            total = 1
+            windows, n_windows = [take_window(wave, offset_s, duration_s)], 1
         else:
-            total = count_windows(wave.shape[-1], duration_s, None, offset_s)
+            n_windows = count_windows(length, duration_s, None, offset_s)
             windows = iter_windows(wave, duration_s, None, offset_s)
+        starts = [seconds_to_samples(offset_s) + j * seconds_to_samples(duration_s) for j in range(n_windows)]
+        bounds = [(a / TARGET_RATE, min(a + seconds_to_samples(duration_s), length) / TARGET_RATE) for a in starts]
 
-        per_window: list[dict[str, torch.Tensor]] = []
-        running: dict[str, torch.Tensor] | None = None
-        done = 0
-        chunk: list[torch.Tensor] = []
-
-        def flush():
-            nonlocal running, done
-            if not chunk:
-                return
-            k = len(chunk)
-            # window-major stacking: row j*B + b is window j of sound b
-            batch = torch.cat(chunk, dim=0)
-            toks = {name: t.float() for name, t in self.tokens_from_features(self.features(batch)).items()}
-            chunk.clear()
+        # Rows arrive window-major (row j * B + b is window j of sound b), as the windows are cut.
+        tokens: dict[str, list[torch.Tensor]] = {}
+        probs: list[torch.Tensor] = []
+        sums: dict[str, torch.Tensor] = {}  # mode mean: running sums per sound, so an hour never piles up
+        heard_sum = None
+        row = 0
+        for toks, prob in self._passes(windows, n_windows * n_sounds, batch_windows, progress, heard):
+            rows = next(iter(toks.values())).shape[0] if toks else prob.shape[0]
             if mode == "mean":
-                sums = {name: t.view(k, n_sounds, *t.shape[1:]).sum(0) for name, t in toks.items()}
-                running = sums if running is None else {n: running[n] + sums[n] for n in sums}
+                sound = torch.arange(row, row + rows) % n_sounds
+                for name, t in toks.items():
+                    if name not in sums:
+                        sums[name] = t.new_zeros(n_sounds, *t.shape[1:])
+                    sums[name].index_add_(0, sound.to(t.device), t)
+                if prob is not None:
+                    heard_sum = (prob.new_zeros(n_sounds, prob.shape[1]) if heard_sum is None else heard_sum)
+                    heard_sum.index_add_(0, sound, prob)
             else:
-                per_window.append({n: t.view(k, n_sounds, *t.shape[1:]) for n, t in toks.items()})
-            done += k
-            if progress is not None:
-                progress(done, total)
-
-        for win in windows:
-            chunk.append(win)
-            if len(chunk) * n_sounds >= batch_windows:
-                flush()
-        flush()
-
+                for name, t in toks.items():
+                    tokens.setdefault(name, []).append(t)
+                if prob is not None:
+                    probs.append(prob)
+            row += rows
         if mode == "mean":
-            return {n: t / done for n, t in running.items()}
-        stacked = {n: torch.cat([pw[n] for pw in per_window], dim=0) for n in per_window[0]}
-        if mode == "first":
-            return {n: t[0] for n, t in stacked.items()}
-        # [W, B, n, D] -> [B * W, n, D], sound-major
-        return {n: t.transpose(0, 1).reshape(-1, *t.shape[2:]) for n, t in stacked.items()}
+            return Encoded({n: t / n_windows for n, t in sums.items()},
+                           None if heard_sum is None else heard_sum / n_windows,
+                           [(b, bounds[0][0], bounds[-1][1]) for b in range(n_sounds)])
+
+        def sound_major(t: torch.Tensor) -> torch.Tensor:  # [W * B, ...] -> [B * W, ...]
+            return t.view(n_windows, n_sounds, *t.shape[1:]).transpose(0, 1).reshape(-1, *t.shape[1:])
+
+        out = {n: sound_major(torch.cat(parts)) for n, parts in tokens.items()}
+        spans = [(b, *bounds[j]) for b in range(n_sounds) for j in range(n_windows)]
+        return Encoded(out, sound_major(torch.cat(probs)) if heard else None, spans)
+
+    @torch.no_grad()
+    def encode_windows(
+        self,
+        windows: Iterable[torch.Tensor],
+        total: int | None = None,
+        batch_windows: int | None = None,
+        progress: ProgressFn | None = None,
+        heard: bool = False,
+    ) -> WindowTokens:
+        """Tokens (and with `heard` what BEATs heard) of windows the caller already cut, one row per window.
+
+        `windows` yields equal-length 16 kHz `[W]` or `[b, W]` tensors, lazily if it likes, so a long schedule's
+        windows never all exist at once. `batch_windows`, `progress` and `heard` mean what they mean for
+        `encode` (`total` defaults to the rows done so far).
+        """
+        tokens: dict[str, list[torch.Tensor]] = {}
+        probs: list[torch.Tensor] = []
+        for toks, prob in self._passes(windows, total, batch_windows, progress, heard):
+            for name, t in toks.items():
+                tokens.setdefault(name, []).append(t)
+            if prob is not None:
+                probs.append(prob)
+        return WindowTokens({n: torch.cat(parts) for n, parts in tokens.items()}, torch.cat(probs) if heard else None)
+
+    def _passes(self, windows: Iterable[torch.Tensor], total: int | None, batch_windows: int | None,
+                progress: ProgressFn | None, heard: bool) -> Iterator[_Pass]:
+        """The one chunking loop: `(tokens, probs)` of each BEATs pass over the rows of `windows`, in order.
+
+        The probabilities come from the pass that makes the tokens (the head reads the last layer), so naming
+        the sounds costs one small matrix product per row, not a second BEATs run.
+        """
+        if batch_windows is not None and batch_windows < 1:
+            raise ValueError("batch_windows must be >= 1")
+        if heard:
+            self.beats.audioset_head()  # a checkpoint without the head fails before any BEATs work
+        if self.embedder is None and not heard:
+            raise ValueError("without an embedder there are no tokens: ask for what BEATs heard (heard=True)")
+        done = 0
+        for batch in _row_batches(windows, batch_windows):
+            outs = self._all_layers(batch)
+            toks = {} if self.embedder is None else \
+                {n: t.float() for n, t in self.tokens_from_features(self._picked(outs)).items()}
+            prob = self.beats.probs_from_last_layer(outs[-1], batch).float().cpu() if heard else None
+            done += batch.shape[0]
+            if progress is not None:
+                progress(done, done if total is None else total)
+            yield toks, prob
+        if done == 0:
+            raise ValueError("no windows to encode")
 
 
-__all__ = ["AudioTokenizer", "WindowTokens", "check_compatible", "MODES", "TARGET_RATE"]
+def _row_batches(windows: Iterable[torch.Tensor], batch_windows: int | None) -> Iterator[torch.Tensor]:
+    """`[rows, W]` batches of the rows of `windows` in order, each at most `batch_windows` rows (default:
+    `rows_per_pass` of the window length); a window of several sounds is split where a batch fills."""
+    pending: list[torch.Tensor] = []
+    count = 0
+    for win in windows:
+        win = win if win.ndim == 2 else win[None]
+        limit = batch_windows or rows_per_pass(win.shape[-1] / TARGET_RATE)
+        while win.shape[0]:
+            take = min(limit - count, win.shape[0])
+            pending.append(win[:take])
+            win, count = win[take:], count + take
+            if count >= limit:
+                yield torch.cat(pending)
+                pending, count = [], 0
+    if pending:
+        yield torch.cat(pending)
+
+
+__all__ = ["AudioTokenizer", "ENCODE_MODES", "Encoded", "WindowTokens", "check_compatible", "rows_per_pass",
+           "TARGET_RATE"]

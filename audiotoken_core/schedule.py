@@ -168,7 +168,7 @@ def cut_windows(wave16k: torch.Tensor, offsets: torch.Tensor, window_s: float) -
 
 
 def keyframe_tokens(tokenizer: AudioTokenizer, wave16k: torch.Tensor, schedule: FrameSchedule,
-                    batch_windows: int = 8, progress: ProgressFn | None = None,
+                    batch_windows: int | None = None, progress: ProgressFn | None = None,
                     heard: bool = False) -> WindowTokens:
     """`{clip: [K, n_tokens, D]}` for one prepared recording `[1, T]`, through the tokenizer's own path, and
     with `heard` what BEATs's AudioSet head hears at each keyframe `[K, C]` (same BEATs pass).
@@ -177,8 +177,8 @@ def keyframe_tokens(tokenizer: AudioTokenizer, wave16k: torch.Tensor, schedule: 
     the cost is that of the distinct windows (at most what windows mode pays at the same hop, plus one).
     """
     offsets, which = torch.unique_consecutive(window_offsets(schedule, wave16k.shape[-1]), return_inverse=True)
-    out = tokenizer.encode_windows_heard(cut_windows(wave16k, offsets, schedule.window_s), total=offsets.shape[0],
-                                         batch_windows=batch_windows, progress=progress, heard=heard)
+    out = tokenizer.encode_windows(cut_windows(wave16k, offsets, schedule.window_s), total=offsets.shape[0],
+                                   batch_windows=batch_windows, progress=progress, heard=heard)
     return WindowTokens({name: t[which.to(t.device)] for name, t in out.tokens.items()},
                         None if out.heard is None else out.heard[which])
 
@@ -223,7 +223,7 @@ def frame_loudness(wave16k: torch.Tensor, schedule: FrameSchedule) -> torch.Tens
 
 def encode_schedule(tokenizer: AudioTokenizer, waveform, sample_rate: int, fps: float, n_frames: int = 0,
                     start_s: float = 0.0, hop_s: float = 0.5, window_s: float = 2.0, align: str = "centred",
-                    smoothing_s: float = 0.0, batch_windows: int = 8, progress: ProgressFn | None = None,
+                    smoothing_s: float = 0.0, batch_windows: int | None = None, progress: ProgressFn | None = None,
                     heard: bool = False) -> ScheduledTokens:
     """One recording -> its frame schedule, smoothed keyframe tokens (model device) and per-frame loudness;
     with `heard`, also the keyframes' AudioSet probabilities, smoothed the same way."""

@@ -160,3 +160,10 @@ def test_hour_long_audio_is_windowed_lazily():
     first = next(iter_windows(wave, 10.0))
     assert first.untyped_storage().data_ptr() == wave.untyped_storage().data_ptr()
     assert math.isclose(first.shape[-1] / SR, 10.0)
+
+
+def test_a_window_past_the_end_repeats_its_own_sound_as_a_tail_window_does():
+    wave = torch.arange(int(3.5 * SR), dtype=torch.float32)[None]
+    tail = list(iter_windows(wave, 1.0))[-1]
+    assert torch.equal(take_window(wave, 3.0, 1.0), tail)
+    assert torch.equal(tail[0, SR // 2 :], wave[0, 3 * SR :])

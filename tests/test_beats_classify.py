@@ -10,7 +10,6 @@ from factories.beats import tiny_official_cfg, tiny_official_state_dict, write_t
 
 from audiotoken_core import convert
 from audiotoken_core.beats import load_beats, save_beats_safetensors
-from audiotoken_core.describe import classify_audio, window_bounds
 from audiotoken_core.labels import (
     beats_classes,
     head_classes,
@@ -21,6 +20,7 @@ from audiotoken_core.labels import (
     scores_text,
     top_labels,
 )
+from audiotoken_core.pipeline import AudioTokenizer
 from audiotoken_core.safeload import read_safetensors
 
 SR = 16_000
@@ -144,29 +144,34 @@ def test_top_labels_k_threshold_and_exclusion(steered):
     assert "Inside, small room" not in names(top_labels(probs, classes, k=8, exclude={"small room"}))
 
 
-def test_windows_are_cut_like_encode_and_the_tail_is_not_tiled(steered):
-    assert window_bounds(25 * SR, 10.0) == [(0, 160_000), (160_000, 320_000), (320_000, 400_000)]
-    assert window_bounds(20 * SR + 100, 10.0) == [(0, 160_000), (160_000, 320_000)]  # a 6 ms tail is dropped
+def test_windows_are_cut_like_encode_and_the_tail_is_tiled(steered):
+    hear = AudioTokenizer(steered)  # BEATs alone: what it heard, no tokens
     wave = _noise(2, 1, int(2.5 * SR), seed=4)  # [B, C, T]: two sounds, 1 s windows -> 1, 1, 0.5 s
-    rows = classify_audio(steered, wave, SR, mode="windows", window_s=1.0, batch_windows=4)
-    assert rows.probs.shape == (6, 527)
+    rows = hear.encode(wave, SR, mode="windows", duration_s=1.0, heard=True, batch_windows=4)
+    assert rows.tokens == {} and rows.heard.shape == (6, 527)
     assert rows.spans[:3] == [(0, 0.0, 1.0), (0, 1.0, 2.0), (0, 2.0, 2.5)] and rows.spans[3][0] == 1
-    tail = steered.classify(wave[1, :, 2 * SR :])
-    torch.testing.assert_close(rows.probs[5], tail[0], rtol=1e-5, atol=1e-6)
-    mean = classify_audio(steered, wave, SR, mode="mean", window_s=1.0)
+    tail = wave[1, :, 2 * SR :]
+    torch.testing.assert_close(rows.heard[5], steered.classify(torch.cat([tail, tail], dim=-1))[0],
+                               rtol=1e-5, atol=1e-6)
+    mean = hear.encode(wave, SR, mode="mean", duration_s=1.0, heard=True)
     assert mean.spans == [(0, 0.0, 2.5), (1, 0.0, 2.5)]
-    torch.testing.assert_close(mean.probs, rows.probs.view(2, 3, 527).mean(1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(mean.heard, rows.heard.view(2, 3, 527).mean(1), rtol=1e-5, atol=1e-6)
 
 
-def test_progress_counts_windows_and_short_audio_is_refused(steered):
+def test_progress_counts_windows_and_short_audio_is_tiled(steered):
+    hear = AudioTokenizer(steered)
     calls = []
-    classify_audio(steered, _noise(1, 5 * SR), SR, mode="mean", window_s=1.0, batch_windows=2,
-                   progress=lambda done, total: calls.append((done, total)))
+    hear.encode(_noise(1, 5 * SR), SR, mode="mean", duration_s=1.0, heard=True, batch_windows=2,
+                progress=lambda done, total: calls.append((done, total)))
     assert calls == [(2, 5), (4, 5), (5, 5)]
-    with pytest.raises(ValueError, match="BEATs needs at least 0.175 s"):
-        classify_audio(steered, _noise(1, 2000), SR)
+    short = _noise(1, 2000)  # shorter than one BEATs patch: repeated to fill the window, as Encode does
+    heard = hear.encode(short, SR, mode="mean", heard=True)
+    assert heard.spans == [(0, 0.0, 2000 / SR)]
+    torch.testing.assert_close(heard.heard, steered.classify(short.repeat(1, 80)), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="mode must be one of"):
-        classify_audio(steered, _noise(1, SR), SR, mode="first")
+        hear.encode(_noise(1, SR), SR, mode="median", heard=True)
+    with pytest.raises(ValueError, match="ask for what BEATs heard"):
+        hear.encode(_noise(1, SR), SR)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -41,7 +41,7 @@ def a_silence_b() -> torch.Tensor:
 
 def window_token(tokenizer, wave, start_s: float) -> torch.Tensor:
     """The token of the WINDOW_S window from `start_s`, encoded on its own."""
-    return tokenizer.encode(wave, SR, offset_s=start_s, duration_s=WINDOW_S)["l"][0].flatten()
+    return tokenizer.encode(wave, SR, offset_s=start_s, duration_s=WINDOW_S).tokens["l"][0].flatten()
 
 
 def cos(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -183,7 +183,7 @@ def test_encode_windows_matches_windows_mode(tokenizer):
     mine = tokenizer.encode_windows(iter_windows(wave, 1.0), total=4, batch_windows=3,
                                     progress=lambda d, t: calls.append((d, t)))
     theirs = tokenizer.encode(wave, SR, mode="windows", duration_s=1.0)
-    torch.testing.assert_close(mine["l"], theirs["l"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(mine.tokens["l"], theirs.tokens["l"], rtol=1e-4, atol=1e-5)
     assert calls == [(3, 4), (4, 4)]
     with pytest.raises(ValueError, match="no windows"):
         tokenizer.encode_windows(iter([]))
@@ -270,9 +270,9 @@ def test_bad_smoothing_and_batches_fail_before_beats_runs(tokenizer, beats_rows)
 def test_heard_comes_from_the_same_beats_pass_and_equals_classify(tokenizer, beats_rows):
     wave = torch.randn(1, int(3.5 * SR), generator=torch.Generator().manual_seed(3))
     n = count_windows(wave.shape[-1], 1.0)
-    out = tokenizer.encode_windows_heard(iter_windows(wave, 1.0), total=n, batch_windows=2)
+    out = tokenizer.encode_windows(iter_windows(wave, 1.0), total=n, batch_windows=2, heard=True)
     assert sum(beats_rows) == n  # the head reads the tokens' own BEATs pass: no second run
-    torch.testing.assert_close(out.tokens["l"], tokenizer.encode_windows(iter_windows(wave, 1.0))["l"])
+    torch.testing.assert_close(out.tokens["l"], tokenizer.encode_windows(iter_windows(wave, 1.0)).tokens["l"])
     alone = torch.cat([tokenizer.beats.classify(w) for w in iter_windows(wave, 1.0)])
     assert out.heard.shape == (n, tokenizer.beats.predictor.out_features)
     torch.testing.assert_close(out.heard, alone, rtol=1e-4, atol=1e-6)

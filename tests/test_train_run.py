@@ -49,7 +49,7 @@ def test_output_loads_in_node_loader(first_run, world):
     assert emb.head_names == ["l"] and emb.widths == {"l": 32} and emb.meta.layers == (4, 8, 12)
     assert emb.meta.training["steps"] == 4 and emb.meta.training["batch_size"] == 2
     assert emb.meta.training["class_loss"] is True and emb.meta.training["prediction_type"] == "epsilon"
-    tokens = AudioTokenizer(load_beats(world["beats"]), emb).encode(torch.randn(1, 16000), 16000)
+    tokens = AudioTokenizer(load_beats(world["beats"]), emb).encode(torch.randn(1, 16000), 16000).tokens
     assert tokens["l"].shape == (1, 1, 32) and torch.isfinite(tokens["l"]).all()
     out = Path(cfg.output_dir)
     assert [p.name for p in sorted((out / "checkpoints").iterdir())] == ["step-00000002", "step-00000004"]

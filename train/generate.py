@@ -172,7 +172,8 @@ class AudioImageGenerator:
         was = self.embedder.training
         self.embedder.eval()
         try:
-            return AudioTokenizer(self.beats, self.embedder).encode(waveform, sample_rate, offset_s=offset_s, mode=mode)
+            return AudioTokenizer(self.beats, self.embedder).encode(waveform, sample_rate, offset_s=offset_s,
+                                                                    mode=mode).tokens
         finally:
             self.embedder.train(was)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torchaudio.compliance.kaldi as kaldi
 
-SAMPLE_RATE = 16000
+from ..audio import TARGET_RATE as SAMPLE_RATE  # the one 16 kHz: the rate prepare_audio gives
 NUM_MEL_BINS = 128
 FRAME_LENGTH_MS = 25.0
 FRAME_SHIFT_MS = 10.0

@@ -298,20 +298,23 @@ class BEATs(nn.Module):
         return torch.sigmoid(mean_over_patches(head(last), padded))
 
     def audioset_head(self) -> nn.Linear:
-        """The head, or a ValueError saying why this checkpoint has none."""
+        """The head, or a ValueError saying why this checkpoint has none (`head_problem`)."""
+        problem = self.head_problem()
+        if problem is not None:
+            raise ValueError(problem)
+        return self.predictor
+
+    def head_problem(self) -> str | None:
+        """None when this checkpoint holds the AudioSet head that names sounds, else why it does not."""
         if self.predictor is not None:
-            return self.predictor
+            return None
         if self.cfg.finetuned_model:
-            raise ValueError(
-                "this BEATs checkpoint has no AudioSet head: its cfg says it is fine-tuned, but the head's weights "
-                "(predictor.*) are not in the file, e.g. a .safetensors converted before conversions kept them; "
-                "convert the official .pt again"
-            )
-        raise ValueError(
-            "this BEATs checkpoint has no AudioSet head (it is a pre-trained, not fine-tuned, checkpoint), so it "
-            "cannot name the sounds it hears; use a fine-tuned one such as "
-            "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt"
-        )
+            return ("this BEATs checkpoint has no AudioSet head: its cfg says it is fine-tuned, but the head's weights "
+                    "(predictor.*) are not in the file, e.g. a .safetensors converted before conversions kept them; "
+                    "convert the official .pt again")
+        return ("this BEATs checkpoint has no AudioSet head (it is a pre-trained, not fine-tuned, checkpoint), so it "
+                "cannot name the sounds it hears; use a fine-tuned one such as "
+                "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt")
 
 
 def mean_over_patches(logits: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 
+from ..audio import TARGET_RATE, WINDOW_SECONDS
+
 OFFICIAL_AUDIO_ENCODER = "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2"
 DEFAULT_LAYERS = (4, 8, 12)
 
@@ -26,8 +28,8 @@ class EmbedderMeta:
     encoder_width: int = 768
     widths: dict[str, int] = field(default_factory=lambda: {"l": 768})
     n_tokens: int = 1
-    window_seconds: float = 10.0
-    sample_rate: int = 16000
+    window_seconds: float = WINDOW_SECONDS
+    sample_rate: int = TARGET_RATE
     training: dict = field(default_factory=dict)
     source: str = ""
 

@@ -8,8 +8,8 @@ node would give an empty text): every clip then has a prompt, and the row covers
 
 from __future__ import annotations
 
-from audiotoken_core.describe import classify_audio
 from audiotoken_core.labels import DEFAULT_K, DEFAULT_THRESHOLD, beats_classes, labels_text, top_labels
+from audiotoken_core.pipeline import AudioTokenizer
 
 
 
@@ -17,15 +17,14 @@ def check_head(beats, rows) -> None:
     """ValueError naming the rows when this BEATs cannot name sounds (no AudioSet head in its checkpoint)."""
     if beats is None:
         raise ValueError(f"the BEATs-label rows ({', '.join(rows)}) need a BEATs checkpoint (--beats)")
-    try:
-        beats.audioset_head()
-    except ValueError as exc:
+    problem = beats.head_problem()
+    if problem is not None:
         raise ValueError(f"the BEATs-label rows ({', '.join(rows)}) need the AudioSet head of a fine-tuned BEATs, "
-                         f"but {exc}; or leave them out of --rows") from None
+                         f"but {problem}; or leave them out of --rows")
 
 
 def label_words(beats, waveform, sample_rate: int, k: int = DEFAULT_K, threshold: float = DEFAULT_THRESHOLD) -> str:
     """"dog, bark, animal": the best classes of the whole clip, best first."""
-    probs = classify_audio(beats, waveform, sample_rate, mode="mean").probs[0]
+    probs = AudioTokenizer(beats).encode(waveform, sample_rate, mode="mean", heard=True).heard[0]
     classes = beats_classes(beats)
     return labels_text(top_labels(probs, classes, k, threshold) or top_labels(probs, classes, 1))
