@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from .types import CATEGORY, AudioTokens, AudioTokensType, KeyframeTokens
+from .types import CATEGORY, AudioTokens, AudioTokensType, HeardRows, KeyframeTokens
 
 
 def blend_tokens(a: AudioTokens, b: AudioTokens, weight: float, scale: float) -> AudioTokens:
@@ -29,12 +29,15 @@ def blend_tokens(a: AudioTokens, b: AudioTokens, weight: float, scale: float) ->
 
     info = {"blend": {"a": a.info, "b": b.info, "weight": float(weight), "scale": float(scale)}}
     keyframes = blend_keyframes(a, b, shared, mix)
-    heard = {"words": blend_words(a.info.get("words"), b.info.get("words"), weight)}
-    if keyframes is not None:  # each side's words per keyframe: a schedule's own, or a steady sound's one set
-        heard["key_words"] = blend_words(_key_words(a), _key_words(b), weight)
-    info.update({key: words for key, words in heard.items() if words})
-    return AudioTokens({name: mix(a.tokens[name], b.tokens[name]) for name in shared}, info=info,
-                       keyframes=keyframes)
+    tokens = {name: mix(a.tokens[name], b.tokens[name]) for name in shared}
+    # Each side's words per row of the result: per keyframe (a schedule's own, or a steady sound's one set) when
+    # the blend keeps keyframes, else per token set (a schedule's per-keyframe words do not fit its frames).
+    words = blend_words(_row_words(a, keyframes is not None), _row_words(b, keyframes is not None), weight)
+    rows = keyframes.schedule.n_keys if keyframes is not None else next(iter(tokens.values())).shape[0]
+    if words and len(words) == 1:  # a single sound's words pair with every row, as its tokens do
+        words = words * rows
+    heard = HeardRows(words) if words and len(words) == rows else None
+    return AudioTokens(tokens, info=info, keyframes=keyframes, heard=heard)
 
 
 def blend_words(wa: list[str] | None, wb: list[str] | None, weight: float) -> list[str] | None:
@@ -55,8 +58,10 @@ def blend_words(wa: list[str] | None, wb: list[str] | None, weight: float) -> li
     return out
 
 
-def _key_words(tokens: AudioTokens) -> list[str] | None:
-    return tokens.info.get("key_words") if tokens.keyframes is not None else tokens.info.get("words")
+def _row_words(tokens: AudioTokens, per_keyframe: bool) -> list[str] | None:
+    if tokens.heard is None or (tokens.keyframes is not None and not per_keyframe):
+        return None
+    return tokens.heard.words
 
 
 def blend_keyframes(a: AudioTokens, b: AudioTokens, shared, mix) -> KeyframeTokens | None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from comfy_api.latest import io, ui
 
-from ..audiotoken_core.describe import MODES, classify_audio
-from ..audiotoken_core.labels import (DEFAULT_K, DEFAULT_THRESHOLD, beats_classes, labels_text, parse_words,
-                                      scores_text, top_labels)
+from ..audiotoken_core.labels import (DEFAULT_K, DEFAULT_THRESHOLD, labels_text, parse_words, scores_text,
+                                      top_labels)
 from . import host_compat
+from .encode import DEFAULT_WINDOW_S, MAX_WINDOW_S, unpack_audio
 from .progress import host_progress
-from .encode import DEFAULT_WINDOW_S, MAX_WINDOW_S, unpack_audio, rows_per_pass
 from .types import CATEGORY, AudioTokenModelType, combo_problem
+
+# Encode's modes less `first`: Describe names a whole sound (mean) or each of its windows.
+DESCRIBE_MODES = ("mean", "windows")
 
 
 class AudioTokenDescribe(io.ComfyNode):
@@ -23,8 +25,9 @@ class AudioTokenDescribe(io.ComfyNode):
             # An output node, so that it runs (and shows what it heard) even with nothing connected to it.
             is_output_node=True,
             description=("Says what the sound is: the AudioSet labels the fine-tuned BEATs hears (527 classes), "
-                         "as text such as 'dog, bark, animal' for any prompt node and any model (only BEATs is used, "
-                         "not the embedder). The node shows the labels with their scores."),
+                         "as text such as 'dog, bark, animal' for any prompt node and any model. It hears the windows "
+                         "AudioToken Encode cuts (a clip or last window shorter than the window is repeated to fill "
+                         "it). The node shows the labels with their scores."),
             inputs=[
                 AudioTokenModelType.Input("audiotoken_model",
                                           tooltip="From AudioToken Model Loader. Its BEATs file must be a "
@@ -40,7 +43,7 @@ class AudioTokenDescribe(io.ComfyNode):
                                 tooltip="Comma-separated labels to leave out, e.g. 'Speech, Music'. A word "
                                         "matches a label's name or one of its synonyms ('man speaking' leaves "
                                         "out 'Male speech, man speaking'); the next labels fill in."),
-                io.Combo.Input("mode", options=list(MODES), default="mean",
+                io.Combo.Input("mode", options=list(DESCRIBE_MODES), default="mean",
                                tooltip="mean: one text per sound, from the scores averaged over its windows. "
                                        "windows: one text per window, in the order AudioToken Encode's "
                                        "windows mode makes its token sets."),
@@ -58,35 +61,27 @@ class AudioTokenDescribe(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, mode=None):
         # The server does not check V3 combo values against their options.
-        return combo_problem("mode", mode, MODES) or True
+        return combo_problem("mode", mode, DESCRIBE_MODES) or True
 
     @classmethod
     def execute(cls, audiotoken_model, audio, k=DEFAULT_K, threshold=DEFAULT_THRESHOLD, exclude="", mode="mean",
                 window_seconds=DEFAULT_WINDOW_S) -> io.NodeOutput:
         host_compat.require("encode")
         waveform, sample_rate = unpack_audio(audio)
-        beats = _beats_with_head(audiotoken_model)
-        heard = classify_audio(beats, waveform, sample_rate, mode=mode, window_s=float(window_seconds),
-                               batch_windows=rows_per_pass(window_seconds), progress=host_progress())
-        classes = beats_classes(beats)
+        problem = audiotoken_model.head_problem()
+        if problem is not None:
+            raise ValueError(f"{audiotoken_model.encoder_name}: {problem}.")
+        # Encode's own entry and windows: one BEATs pass, rows in Encode's order (sound-major windows).
+        heard = audiotoken_model.encode(waveform, sample_rate, duration_s=float(window_seconds), mode=mode,
+                                        heard=True, progress=host_progress())
+        classes = audiotoken_model.classes()
         words = parse_words(exclude)
-        tops = [top_labels(row, classes, int(k), float(threshold), words) for row in heard.probs]
+        tops = [top_labels(row, classes, int(k), float(threshold), words) for row in heard.heard]
         lines = [_preview_line(row, top, classes, words, float(threshold))
-                 for row, top in zip(heard.probs, tops)]
+                 for row, top in zip(heard.heard, tops)]
         if len(lines) > 1:
             lines = [f"{_span_text(span)}: {line}" for span, line in zip(heard.spans, lines)]
         return io.NodeOutput([labels_text(top) for top in tops], ui=ui.PreviewText("\n".join(lines)))
-
-
-def _beats_with_head(model):
-    """The loaded pair's BEATs on its compute device; a checkpoint without a head fails here, named."""
-    beats = model.tokenizer.beats
-    try:
-        beats.audioset_head()
-    except ValueError as exc:
-        raise ValueError(f"{model.encoder_name}: {exc}.") from None
-    model.load()
-    return beats
 
 
 def _preview_line(probs, top, classes, words, threshold) -> str:

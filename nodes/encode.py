@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import torch
 from comfy_api.latest import io, ui
 
-from ..audiotoken_core.pipeline import MODES
+from ..audiotoken_core.audio import WINDOW_SECONDS as DEFAULT_WINDOW_S
+from ..audiotoken_core.pipeline import ENCODE_MODES
 from . import host_compat
+from .heard import can_hear, heard_rows
 from .progress import host_progress
-from .heard import heard_words
 from .types import CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, combo_problem
 
-DEFAULT_WINDOW_S = 10.0
 # BEATs attention memory grows with the square of the window (its position bias and scores are
 # [heads, tokens, tokens], 50 tokens a second): a CPU host with the full-size model peaks at 1.5 GB RSS at
 # 30 s, 2.2 GB at 60 s, 5.1 GB at 120 s, and 600 s would need about 100 GB (docs/benchmarks.md). BEATs and
 # the embedder work on 10 s AudioSet clips and BEATs' relative positions stop at 16 s, so longer sounds
-# belong to mode mean/windows.
+# belong to mode mean/windows. (The core runs fewer rows a pass for longer windows: pipeline.rows_per_pass.)
 MAX_WINDOW_S = 30.0
-# Rows x window² (s²) one BEATs pass may hold: 8 windows of 10 s. Longer windows run fewer rows per pass,
-# down to one, and the sounds of a large AUDIO batch are split to fit.
-MAX_ROWS = 8  # the pipeline's default batch_windows: windows of 10 s or less run exactly as before
-ROW_BUDGET_S2 = MAX_ROWS * DEFAULT_WINDOW_S ** 2
 
 
 class AudioTokenEncode(io.ComfyNode):
@@ -36,7 +31,7 @@ class AudioTokenEncode(io.ComfyNode):
             inputs=[
                 AudioTokenModelType.Input("audiotoken_model", tooltip="From AudioToken Model Loader."),
                 io.Audio.Input("audio", tooltip="Audio, e.g. from Load Audio. A batch of B sounds gives B token sets."),
-                io.Combo.Input("mode", options=list(MODES), default="first",
+                io.Combo.Input("mode", options=list(ENCODE_MODES), default="first",
                                tooltip="first: one window from start_seconds. mean: average the tokens of every "
                                        "window (one set per sound). windows: one token set per window, as a "
                                        "batch (one image per window)."),
@@ -62,54 +57,25 @@ class AudioTokenEncode(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, mode=None):
         # Only the inputs named here skip the host's min/max checks (a **kwargs signature would skip them all).
-        return combo_problem("mode", mode, MODES) or True
+        return combo_problem("mode", mode, ENCODE_MODES) or True
 
     @classmethod
     def execute(cls, audiotoken_model, audio, mode="first", start_seconds=0.0,
                 window_seconds=DEFAULT_WINDOW_S) -> io.NodeOutput:
         host_compat.require("encode")
         waveform, sample_rate = unpack_audio(audio)
-        progress = host_progress()
-
-        tokens = _encode_in_bounded_passes(audiotoken_model, waveform, sample_rate, progress,
-                                           offset_s=float(start_seconds), duration_s=float(window_seconds),
-                                           mode=mode)
-        rows = next(iter(tokens.values())).shape[0]
-        # Words for the text encoders no token fits (Text Encode's word route), and the preview.
-        words, heard = heard_words(audiotoken_model, waveform, sample_rate, mode, float(start_seconds),
-                                   float(window_seconds), rows, rows_per_pass(window_seconds))
-        result = AudioTokens(tokens, info={
+        # One BEATs pass gives the tokens and, with the AudioSet head, what was heard in each token row: words
+        # for the text encoders no token fits (Text Encode's word route), and the preview.
+        out = audiotoken_model.encode(waveform, sample_rate, offset_s=float(start_seconds),
+                                      duration_s=float(window_seconds), mode=mode,
+                                      heard=can_hear(audiotoken_model), progress=host_progress())
+        heard, preview = heard_rows(audiotoken_model, out.heard)
+        result = AudioTokens(out.tokens, info={
             "mode": mode, "start_seconds": float(start_seconds), "window_seconds": float(window_seconds),
             "sounds": int(waveform.shape[0]) if waveform.ndim == 3 else 1,
             "embedder": audiotoken_model.embedder_name, "audio_encoder": audiotoken_model.encoder_name,
-            **({"words": words} if words else {}),
-        })
-        return io.NodeOutput(result, result.batch_size, ui=ui.PreviewText(heard))
-
-
-def rows_per_pass(window_seconds: float) -> int:
-    """How many windows BEATs may run at once for this window length (at least one)."""
-    return max(1, min(MAX_ROWS, int(ROW_BUDGET_S2 // float(window_seconds) ** 2)))
-
-
-def _encode_in_bounded_passes(model, waveform, sample_rate, progress, duration_s, **kwargs):
-    """model.encode over groups of sounds, so that no BEATs pass holds more than rows_per_pass() rows.
-
-    Every mode returns sound-major rows, so concatenating the groups gives what one call would.
-    """
-    rows = rows_per_pass(duration_s)
-    groups = waveform.split(rows) if waveform.ndim == 3 else (waveform,)
-    parts = []
-    for index, group in enumerate(groups):
-        sounds = group.shape[0] if group.ndim == 3 else 1
-
-        def report(done, total, index=index):
-            progress(index * total + done, len(groups) * total)
-
-        # The pipeline runs a pass once windows x sounds reaches batch_windows; this keeps that at most `rows`.
-        parts.append(model.encode(group, sample_rate, duration_s=duration_s, batch_windows=rows - sounds + 1,
-                                  progress=report, **kwargs))
-    return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+        }, heard=heard)
+        return io.NodeOutput(result, result.batch_size, ui=ui.PreviewText(preview))
 
 
 def unpack_audio(audio):

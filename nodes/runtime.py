@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 
 import comfy.model_management as mm
 import comfy.model_patcher
@@ -12,7 +13,9 @@ import torch
 
 from ..audiotoken_core.beats import load_beats
 from ..audiotoken_core.embedder import load_embedder
-from ..audiotoken_core.pipeline import AudioTokenizer
+from ..audiotoken_core.labels import beats_classes
+from ..audiotoken_core.pipeline import AudioTokenizer, Encoded
+from ..audiotoken_core.schedule import ScheduledTokens, encode_schedule
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _CACHE_SIZE = 2
@@ -43,10 +46,25 @@ class AudioTokenModel:
         # Plain nn layers cannot be partially loaded in low-VRAM mode, and the pair is small: load it whole.
         mm.load_models_gpu([self.patcher], force_full_load=True)
 
-    def encode(self, waveform, sample_rate, **kwargs) -> dict[str, torch.Tensor]:
+    def encode(self, waveform, sample_rate, **kwargs) -> Encoded:
+        """`AudioTokenizer.encode` (tokens and, with `heard=True`, what BEATs heard, in one pass) with the
+        tokens on the CPU in float32, as every AUDIO_TOKENS value holds them."""
         self.load()
-        tokens = self.tokenizer.encode(waveform, sample_rate, **kwargs)
-        return {k: v.detach().to("cpu", torch.float32) for k, v in tokens.items()}
+        out = self.tokenizer.encode(waveform, sample_rate, **kwargs)
+        return replace(out, tokens={k: v.detach().to("cpu", torch.float32) for k, v in out.tokens.items()})
+
+    def encode_schedule(self, waveform, sample_rate, **kwargs) -> ScheduledTokens:
+        """`schedule.encode_schedule` through this pair (tokens on the model's device)."""
+        self.load()
+        return encode_schedule(self.tokenizer, waveform, sample_rate, **kwargs)
+
+    def head_problem(self) -> str | None:
+        """None when BEATs carries the AudioSet head that names sounds, else why not (`BEATs.head_problem`)."""
+        return self.tokenizer.beats.head_problem()
+
+    def classes(self):
+        """What each output of the AudioSet head is (`labels.beats_classes`)."""
+        return beats_classes(self.tokenizer.beats)
 
 
 def pick_dtype(precision: str, device) -> torch.dtype:

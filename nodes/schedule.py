@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io, ui
 
-from ..audiotoken_core.schedule import ALIGNS, ScheduledTokens, encode_schedule
+from ..audiotoken_core.schedule import ALIGNS, ScheduledTokens
 from . import host_compat
 from .heard import can_hear, heard_over_time, name_rows, no_head_message
 from .progress import host_progress
-from .encode import MAX_WINDOW_S, unpack_audio, rows_per_pass
-from .types import (CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, KeyframeTokens,
+from .encode import MAX_WINDOW_S, unpack_audio
+from .types import (CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, HeardRows, KeyframeTokens,
                     combo_problem)
 
 DEFAULT_FPS = 8.0
@@ -87,35 +87,33 @@ class AudioTokenSchedule(io.ComfyNode):
                 smoothing=0.0) -> io.NodeOutput:
         host_compat.require("encode")
         waveform, sample_rate = unpack_audio(audio)
-        # As AudioTokenModel.encode does: the pair is small and plain nn layers cannot be partially loaded.
-        audiotoken_model.load()
-        beats = audiotoken_model.tokenizer.beats
-        result = encode_schedule(audiotoken_model.tokenizer, waveform, sample_rate, fps=float(fps),
-                                 n_frames=int(frames), start_s=float(start_seconds), hop_s=float(hop_seconds),
-                                 window_s=float(window_seconds), align=align, smoothing_s=float(smoothing),
-                                 batch_windows=rows_per_pass(window_seconds), progress=host_progress(),
-                                 heard=can_hear(audiotoken_model))
-        key_words = None if result.heard is None else name_rows(beats, result.heard)[0]
+        result = audiotoken_model.encode_schedule(waveform, sample_rate, fps=float(fps), n_frames=int(frames),
+                                                  start_s=float(start_seconds), hop_s=float(hop_seconds),
+                                                  window_s=float(window_seconds), align=align,
+                                                  smoothing_s=float(smoothing), progress=host_progress(),
+                                                  heard=can_hear(audiotoken_model))
+        # what BEATs heard at each keyframe, for Text Encode's word route (interpolated like the tokens)
+        heard = None if result.heard is None else HeardRows(name_rows(audiotoken_model, result.heard)[0],
+                                                            result.heard.float().cpu())
+        key_words = None if heard is None else heard.words
         tokens = schedule_tokens(result, info={
             "mode": "schedule", "fps": float(fps), "frames": result.schedule.n_frames,
             "keyframes": result.schedule.n_keys, "start_seconds": float(start_seconds),
             "hop_seconds": float(hop_seconds), "window_seconds": float(window_seconds), "align": align,
             "smoothing_seconds": float(smoothing), "sounds": 1,
             "embedder": audiotoken_model.embedder_name, "audio_encoder": audiotoken_model.encoder_name,
-            # what BEATs heard at each keyframe, for Text Encode's word route (interpolated like the tokens)
-            **({"key_words": key_words} if key_words else {}),
-        })
+        }, heard=heard)
         preview = summary(result, float(start_seconds), float(smoothing))
         preview += ("\nHeard:\n" + heard_over_time(key_words, result.schedule.key_times) if key_words else
                     "\n" + no_head_message(audiotoken_model))
         return io.NodeOutput(tokens, tokens.batch_size, result.loudness.tolist(), ui=ui.PreviewText(preview))
 
 
-def schedule_tokens(result: ScheduledTokens, info: dict) -> AudioTokens:
+def schedule_tokens(result: ScheduledTokens, info: dict, heard: HeardRows | None = None) -> AudioTokens:
     """Per-frame AudioTokens that also carry their keyframes (float32, CPU, as every AUDIO_TOKENS value)."""
     keys = {name: t.detach().to("cpu", torch.float32) for name, t in result.keyframes.items()}
     per_frame = {name: result.schedule.interpolate(t) for name, t in keys.items()}
-    return AudioTokens(per_frame, info=info, keyframes=KeyframeTokens(keys, result.schedule))
+    return AudioTokens(per_frame, info=info, keyframes=KeyframeTokens(keys, result.schedule), heard=heard)
 
 
 def summary(result: ScheduledTokens, start_s: float, smoothing_s: float) -> str:

@@ -58,8 +58,7 @@ class AudioTokenTextEncode(io.ComfyNode):
                              "checkpoint loader or a CLIP loader.")
         keyframes = getattr(audio_tokens, "keyframes", None)
         rows = keyframes.tokens if keyframes is not None else audio_tokens.tokens
-        prompts, source = word_prompts(audio_tokens, next(iter(rows.values())).shape[0], words, fallback_text or "",
-                                       keyframes is not None)
+        prompts, source = word_prompts(audio_tokens, next(iter(rows.values())).shape[0], words, fallback_text or "")
         conditioning = encode_with_tokens(clip, text, rows, prompts)
         if keyframes is not None:
             # One text-encoder run per keyframe, then the outputs are interpolated per frame, as prompt travel does.
@@ -69,9 +68,10 @@ class AudioTokenTextEncode(io.ComfyNode):
         return io.NodeOutput(conditioning, ui=ui.PreviewText(report))
 
 
-def word_prompts(audio_tokens, rows: int, words: str, fallback: str, keyframes: bool) -> tuple[list[str], str]:
-    """The words for each token row, and how the preview names their source."""
-    heard = audio_tokens.info.get("key_words" if keyframes else "words")
+def word_prompts(audio_tokens, rows: int, words: str, fallback: str) -> tuple[list[str], str]:
+    """The words for each token row (each keyframe when there are keyframes), and how the preview names their
+    source."""
+    heard = audio_tokens.heard.words if getattr(audio_tokens, "heard", None) is not None else None
     if words == HEARD and heard and len(heard) == rows:
         shown = heard[0] if rows == 1 else f"{heard[0]} … ({rows} sets)"
         # A row where nothing scored clearly takes the fallback text rather than nothing.

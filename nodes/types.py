@@ -45,18 +45,36 @@ class KeyframeTokens:
 
 
 @dataclass(frozen=True)
+class HeardRows:
+    """What BEATs's AudioSet head heard, one entry per token row (per keyframe when the tokens carry keyframes).
+
+    `words[r]` are the label words of row r for a prompt ("" where nothing scored clearly); `probs [R, C]`
+    float32 CPU are the AudioSet probabilities they were chosen from (None once Blend has mixed the words).
+    """
+
+    words: list[str]
+    probs: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if self.probs is not None and tuple(self.probs.shape[:1]) != (len(self.words),):
+            raise ValueError(f"{len(self.words)} rows of words but probabilities of shape {tuple(self.probs.shape)}")
+
+
+@dataclass(frozen=True)
 class AudioTokens:
     """Token vectors for one or more sounds.
 
     `tokens[clip]` is float32 `[B, n_tokens, D]` on the CPU, one row per sound (or per window), keyed by
     CLIP name (`l` 768, `g` 1280, `h` 1024). `info` says where they came from, for the UI and for saving.
     From AudioToken Schedule, `tokens` holds one row per frame and `keyframes` the keyframes they were
-    interpolated from (None otherwise).
+    interpolated from (None otherwise). `heard` is what BEATs heard in each row (each keyframe when there are
+    keyframes), for Text Encode's word route; None when its checkpoint has no AudioSet head.
     """
 
     tokens: dict[str, torch.Tensor]
     info: dict = field(default_factory=dict)
     keyframes: "KeyframeTokens | None" = None
+    heard: HeardRows | None = None
 
     def __post_init__(self):
         if not self.tokens:
@@ -68,6 +86,9 @@ class AudioTokens:
             raise ValueError(f"all CLIP heads must have the same batch and token count; got {sizes}")
         if self.keyframes is not None:
             self._check_keyframes(sizes)
+        if self.heard is not None and len(self.heard.words) != self.heard_rows:
+            raise ValueError(f"{len(self.heard.words)} rows of what BEATs heard for {self.heard_rows} "
+                             f"{'keyframes' if self.keyframes is not None else 'token sets'}")
 
     def _check_keyframes(self, sizes: dict[str, tuple]) -> None:
         keyed = {k: tuple(v.shape) for k, v in self.keyframes.tokens.items()}
@@ -79,6 +100,11 @@ class AudioTokens:
     @property
     def batch_size(self) -> int:
         return next(iter(self.tokens.values())).shape[0]
+
+    @property
+    def heard_rows(self) -> int:
+        """How many rows `heard` has: one per keyframe when there are keyframes, else one per token set."""
+        return self.keyframes.schedule.n_keys if self.keyframes is not None else self.batch_size
 
     @property
     def n_tokens(self) -> int:

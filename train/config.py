@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from audiotoken_core.audio import WINDOW_SECONDS
+
 from .options import flag, option
 from .precision import PRECISIONS, respelled
 
@@ -49,7 +51,7 @@ class TrainConfig:
         group=_RECIPE)
     window_seconds: float = option(5.0, "training audio window (original: 5)", group=_RECIPE)
     infer_window_seconds: float = option(
-        10.0, "window recorded in the weights for inference (original: 10)",
+        WINDOW_SECONDS, "window recorded in the weights for inference (original: 10)",
         group=_RECIPE)
     frame_size: str = option("512x320", "training frame size WxH (original: 512x320)", group=_RECIPE)
     resize: str = option("squash", "how frames meet --frame-size (squash: the original)", group=_RECIPE,

@@ -53,13 +53,6 @@ def test_window_cap_holds_when_the_value_comes_through_the_api(monkeypatch):
     assert window_errors(30.0) == []
 
 
-def test_rows_per_pass_keeps_rows_times_window_squared_bounded():
-    encode = pack_module("encode")
-    assert encode.rows_per_pass(10.0) == encode.rows_per_pass(0.5) == 8  # the pipeline's default batch
-    assert encode.rows_per_pass(20.0) == 2
-    assert encode.rows_per_pass(encode.MAX_WINDOW_S) == 1
-
-
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     from factories.beats import write_tiny_official_beats
@@ -84,7 +77,7 @@ def test_split_passes_give_what_one_call_gives(tiny_model, mode, monkeypatch):
     monkeypatch.setattr(beats, "extract_layers", lambda wave, *a, **kw: rows.append(wave.shape[0]) or real(wave, *a, **kw))
     tokens, count = node.execute(tiny_model, sound, mode=mode, start_seconds=0.0, window_seconds=20.0)
     assert max(rows) <= 2
-    whole = tiny_model.encode(sound["waveform"], 16000, duration_s=20.0, mode=mode, batch_windows=100)
+    whole = tiny_model.encode(sound["waveform"], 16000, duration_s=20.0, mode=mode, batch_windows=100).tokens
     assert count == whole["l"].shape[0]
     torch.testing.assert_close(tokens.tokens["l"], whole["l"], rtol=1e-4, atol=1e-5)
 

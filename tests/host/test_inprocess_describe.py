@@ -121,6 +121,29 @@ def test_checkpoint_without_head_is_a_clear_error(host_assets, beats_files):
     assert count == 1
 
 
-def test_too_short_audio_is_a_clear_error(model):
-    with pytest.raises(ValueError, match="BEATs needs at least"):
-        describe(model, audio(0.1))
+def test_audio_shorter_than_the_window_is_repeated_as_encode_does(model):
+    texts, preview = describe(model, audio(0.1))  # shorter than one BEATs patch, until repeated
+    assert texts == ["speech, music, dog"], preview
+
+
+@pytest.fixture
+def beats_rows(model, monkeypatch):
+    """Rows that reach the model's BEATs, one entry per pass."""
+    rows, beats = [], model.tokenizer.beats
+    real = beats.extract_layers
+    monkeypatch.setattr(beats, "extract_layers",
+                        lambda wave, *a, **kw: rows.append(wave.shape[0]) or real(wave, *a, **kw))
+    return rows
+
+
+@pytest.mark.parametrize("mode,rows", [("first", 2), ("windows", 6)])
+def test_encode_hears_in_its_one_beats_pass_and_describe_in_one_more(model, beats_rows, mode, rows):
+    """With the AudioSet head, Encode's words cost no BEATs row: 1 per sound (first), 1 per window (windows)."""
+    sound = audio(5.0, batch=2)  # 2 s windows: 2 full ones and a 1 s tail, per sound
+    tokens, count = pack_module("encode").AudioTokenEncode.execute(model, sound, mode=mode, window_seconds=2.0)
+    assert sum(beats_rows) == count == rows == len(tokens.heard.words)
+    beats_rows.clear()
+    texts, _ = describe(model, sound, mode="windows" if mode == "windows" else "mean")
+    assert sum(beats_rows) == 6  # Describe: one pass over Encode's windows, no second run
+    if mode == "windows":
+        assert texts == tokens.heard.words  # the same windows, the same words, in the same order

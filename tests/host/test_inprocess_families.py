@@ -102,7 +102,7 @@ def test_sdxl_full_encode_equals_the_hosts_hybrid(tmp_path):
 def test_preview_names_each_route_and_uses_heard_words(tmp_path):
     types = pack_module("types")
     node = pack_module("text_encode").AudioTokenTextEncode
-    sound = types.AudioTokens(sd1_token(seed=4), info={"words": [WORDS]})
+    sound = types.AudioTokens(sd1_token(seed=4), heard=types.HeardRows([WORDS]))
     out = node.execute(small_sdxl_clip([str(tmp_path)]), sound, "a photo of <audio>")
     preview = out.ui.as_dict()["text"][0]
     assert "l (768): audio token" in preview, preview
@@ -126,6 +126,6 @@ def test_words_of_different_lengths_in_one_batch_are_refused_with_a_way_out(tmp_
     types = pack_module("types")
     node = pack_module("text_encode").AudioTokenTextEncode
     long_words = ", ".join(["dog"] * 80)  # pushes the second prompt past 75 tokens
-    sounds = types.AudioTokens({"h": torch.randn(2, 1, 1024) * 0.02}, info={"words": ["dog", long_words]})
+    sounds = types.AudioTokens({"h": torch.randn(2, 1, 1024) * 0.02}, heard=types.HeardRows(["dog", long_words]))
     with pytest.raises(ValueError, match="different lengths.*shorten the prompt"):
         node.execute(small_sd1_clip([str(tmp_path)]), sounds, "a photo of <audio>")

@@ -73,7 +73,7 @@ def test_encode_says_what_beats_heard_per_token_row(model, mode, rows):
     """The tiny BEATs has an AudioSet head: one word string per token set, for Text Encode's word route."""
     node = pack_module("encode").AudioTokenEncode
     out = node.execute(model, audio(5.0), mode=mode, window_seconds=2.0)
-    assert len(out[0].info["words"]) == rows
+    assert len(out[0].heard.words) == rows and out[0].heard.probs.shape == (rows, 527)
     assert out.ui.as_dict()["text"][0].startswith("Heard: ")
 
 

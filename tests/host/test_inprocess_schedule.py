@@ -101,14 +101,14 @@ def test_keyframes_carry_what_beats_heard_and_text_encode_travels_between_the_wo
     out = schedule(model, sound(2.0, rate=16000, channels=1), frames=6)
     tokens = out[0]
     keys = tokens.keyframes
-    assert len(tokens.info["key_words"]) == keys.schedule.n_keys
+    assert len(tokens.heard.words) == keys.schedule.n_keys == tokens.heard.probs.shape[0]
     assert "Heard:\n0" in out.ui.as_dict()["text"][0]
 
     # An `h` token fits no SD1 encoder, so each keyframe's words take the placeholder's place, then travel.
     types = pack_module("types")
     words = ["dog barking", "siren"][: keys.schedule.n_keys] + ["rain"] * max(0, keys.schedule.n_keys - 2)
     h_keys = torch.randn(keys.schedule.n_keys, 1, 1024) * 0.02
-    scheduled = types.AudioTokens({"h": keys.schedule.interpolate(h_keys)}, info={"key_words": words},
+    scheduled = types.AudioTokens({"h": keys.schedule.interpolate(h_keys)}, heard=types.HeardRows(words),
                                   keyframes=types.KeyframeTokens({"h": h_keys}, keys.schedule))
     clip = small_sd1_clip([str(folders["embeddings"])])
     cond = pack_module("text_encode").AudioTokenTextEncode.execute(clip, scheduled, "a photo of <audio>")[0]
@@ -127,8 +127,8 @@ def test_blend_keeps_a_schedule_a_schedule(model):
     torch.testing.assert_close(keys.tokens["l"], expected)
     # mixing keyframes then travelling equals travelling then mixing: the blend is linear
     torch.testing.assert_close(mixed.tokens["l"], keys.schedule.interpolate(keys.tokens["l"]), rtol=1e-5, atol=1e-6)
-    assert len(mixed.info["key_words"]) == keys.schedule.n_keys  # each keyframe's words with the steady sound's
-    assert all(steady.info["words"][0].split(", ")[0] in w for w in mixed.info["key_words"] if steady.info["words"][0])
+    assert len(mixed.heard.words) == keys.schedule.n_keys  # each keyframe's words with the steady sound's
+    assert all(steady.heard.words[0].split(", ")[0] in w for w in mixed.heard.words if steady.heard.words[0])
     both = blend.execute(scheduled, scheduled, 0.5, 1.0)[0]
     torch.testing.assert_close(both.keyframes.tokens["l"], scheduled.keyframes.tokens["l"])
     other = schedule(model, sound(2.0, rate=16000, channels=1), frames=6, hop_seconds=0.25)[0]
@@ -143,9 +143,14 @@ def test_blend_carries_what_beats_heard_on_both_sides():
     assert blend.blend_words(None, ["siren"], 0.3) == ["siren"]
     assert blend.blend_words(["a", "b"], ["c"], 0.5) == ["a, c", "b, c"]
     assert blend.blend_words(["a", "b"], ["c", "d", "e"], 0.5) is None
-    a = types.AudioTokens({"l": torch.zeros(2, 1, 8)}, info={"words": ["dog", "cat"]})
-    b = types.AudioTokens({"l": torch.ones(1, 1, 8)}, info={"words": ["rain"]})
-    assert blend.AudioTokenBlend.execute(a, b, 0.5, 1.0)[0].info["words"] == ["dog, rain", "cat, rain"]
+    a = types.AudioTokens({"l": torch.zeros(2, 1, 8)}, heard=types.HeardRows(["dog", "cat"]))
+    b = types.AudioTokens({"l": torch.ones(1, 1, 8)}, heard=types.HeardRows(["rain"]))
+    assert blend.AudioTokenBlend.execute(a, b, 0.5, 1.0)[0].heard.words == ["dog, rain", "cat, rain"]
+    three = types.AudioTokens({"l": torch.ones(3, 1, 8)})
+    # a single sound's words pair with every row, as its tokens do
+    assert blend.AudioTokenBlend.execute(b, three, 0.5, 1.0)[0].heard.words == ["rain"] * 3
+    with pytest.raises(ValueError, match="2 rows of what BEATs heard for 1 token sets"):
+        types.AudioTokens({"l": torch.ones(1, 1, 8)}, heard=types.HeardRows(["a", "b"]))
 
 
 def test_heard_over_time_merges_runs_and_stays_short():
