@@ -122,10 +122,10 @@ class TextEncodeStage:
 
 
 class BeatsClock:
-    """Wraps `tokenizer.encode_windows_heard` to time BEATs + Embedder inside an end-to-end schedule run."""
+    """Wraps `tokenizer.encode_windows` to time BEATs + Embedder inside an end-to-end schedule run."""
 
     def __init__(self, tokenizer: AudioTokenizer):
-        self.tokenizer, self.real, self.seconds, self.windows = tokenizer, tokenizer.encode_windows_heard, 0.0, 0
+        self.tokenizer, self.real, self.seconds, self.windows = tokenizer, tokenizer.encode_windows, 0.0, 0
 
     def __enter__(self):
         def timed(windows, *args, **kwargs):
@@ -135,11 +135,11 @@ class BeatsClock:
             self.windows += next(iter(out.tokens.values())).shape[0]
             return out
 
-        self.tokenizer.encode_windows_heard = timed
+        self.tokenizer.encode_windows = timed
         return self
 
     def __exit__(self, *exc):
-        del self.tokenizer.encode_windows_heard  # back to the class's method
+        del self.tokenizer.encode_windows  # back to the class's method
 
 
 def run_schedule(tokenizer, wave, fps, hop, window, align, smoothing,
@@ -165,13 +165,13 @@ def run_schedule(tokenizer, wave, fps, hop, window, align, smoothing,
 
 def windows_mode(tokenizer, wave, hop) -> tuple[float, dict]:
     start = clock()
-    tokens = tokenizer.encode(wave, TARGET_RATE, mode="windows", duration_s=hop)
+    tokens = tokenizer.encode(wave, TARGET_RATE, mode="windows", duration_s=hop).tokens
     return clock() - start, tokens
 
 
 def windows_with_hop(tokenizer, wave, hop, window) -> tuple[float, dict]:
     start = clock()
-    tokens = tokenizer.encode_windows(iter_windows(wave, window, hop))
+    tokens = tokenizer.encode_windows(iter_windows(wave, window, hop)).tokens
     return clock() - start, tokens
 
 

@@ -381,7 +381,7 @@ def latency_core(ctx: Context, note: str):
     held = {}
 
     def tokens():
-        held["tokens"] = tokenizer.encode(sound, 44100)
+        held["tokens"] = tokenizer.encode(sound, 44100).tokens
 
     times_tokens = timed(tokens, ctx.device, ctx.sizes.latency_repeats)
     where = f"{_name(beats_dtype)} BEATs, fp32 Embedder"
