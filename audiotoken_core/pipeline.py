@@ -145,39 +145,38 @@ class AudioTokenizer:
         bounds = [(a / TARGET_RATE, min(a + seconds_to_samples(duration_s), length) / TARGET_RATE) for a in starts]
 
         # Rows arrive window-major (row j * B + b is window j of sound b), as the windows are cut.
-        tokens: dict[str, list[torch.Tensor]] = {}
-        probs: list[torch.Tensor] = []
-        sums: dict[str, torch.Tensor] = {}  # mode mean: running sums per sound, so an hour never piles up
-        heard_sum = None
-        row = 0
-        for toks, prob in self._passes(windows, n_windows * n_sounds, batch_windows, progress, heard):
-            rows = next(iter(toks.values())).shape[0] if toks else prob.shape[0]
-            if mode == "mean":
-                sound = torch.arange(row, row + rows) % n_sounds
-                for name, t in toks.items():
-                    if name not in sums:
-                        sums[name] = t.new_zeros(n_sounds, *t.shape[1:])
-                    sums[name].index_add_(0, sound.to(t.device), t)
-                if prob is not None:
-                    heard_sum = (prob.new_zeros(n_sounds, prob.shape[1]) if heard_sum is None else heard_sum)
-                    heard_sum.index_add_(0, sound, prob)
-            else:
-                for name, t in toks.items():
-                    tokens.setdefault(name, []).append(t)
-                if prob is not None:
-                    probs.append(prob)
-            row += rows
+        total = n_windows * n_sounds
         if mode == "mean":
-            return Encoded({n: t / n_windows for n, t in sums.items()},
-                           None if heard_sum is None else heard_sum / n_windows,
+            tokens, probs = self._sums_per_sound(windows, n_sounds, total, batch_windows, progress, heard)
+            return Encoded({n: t / n_windows for n, t in tokens.items()},
+                           None if probs is None else probs / n_windows,
                            [(b, bounds[0][0], bounds[-1][1]) for b in range(n_sounds)])
 
         def sound_major(t: torch.Tensor) -> torch.Tensor:  # [W * B, ...] -> [B * W, ...]
             return t.view(n_windows, n_sounds, *t.shape[1:]).transpose(0, 1).reshape(-1, *t.shape[1:])
 
-        out = {n: sound_major(torch.cat(parts)) for n, parts in tokens.items()}
+        rows = self.encode_windows(windows, total, batch_windows, progress, heard)
         spans = [(b, *bounds[j]) for b in range(n_sounds) for j in range(n_windows)]
-        return Encoded(out, sound_major(torch.cat(probs)) if heard else None, spans)
+        return Encoded({n: sound_major(t) for n, t in rows.tokens.items()},
+                       None if rows.heard is None else sound_major(rows.heard), spans)
+
+    def _sums_per_sound(self, windows, n_sounds: int, total: int, batch_windows, progress, heard):
+        """Running sums over window-major rows, per sound, so an hour of windows never piles up."""
+        sums: dict[str, torch.Tensor] = {}
+        heard_sum = None
+        row = 0
+        for toks, prob in self._passes(windows, total, batch_windows, progress, heard):
+            rows = next(iter(toks.values())).shape[0] if toks else prob.shape[0]
+            sound = torch.arange(row, row + rows) % n_sounds
+            for name, t in toks.items():
+                if name not in sums:
+                    sums[name] = t.new_zeros(n_sounds, *t.shape[1:])
+                sums[name].index_add_(0, sound.to(t.device), t)
+            if prob is not None:
+                heard_sum = prob.new_zeros(n_sounds, prob.shape[1]) if heard_sum is None else heard_sum
+                heard_sum.index_add_(0, sound, prob)
+            row += rows
+        return sums, heard_sum
 
     @torch.no_grad()
     def encode_windows(
