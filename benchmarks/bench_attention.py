@@ -1,6 +1,6 @@
 """Time BEATs' attention as the original computes it, as this package did before, and as it does now, in one run.
 
-    python benchmarks/bench_attention.py [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--batch 1] [--threads 2]
+    python -m benchmarks.bench_attention [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--batch 1] [--threads 2]
 
 Variants (the same module and weights; only the attention arithmetic and the position bias change):
   original  the reference's arithmetic: explicit scores, row-max shift x32, bias, float32 softmax, product;
@@ -21,16 +21,12 @@ import statistics
 import sys
 import time
 import types
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
-
-from audiotoken_core.beats.model import SelfAttention, relative_position_buckets  # noqa: E402
-from train.precision import torch_dtype  # noqa: E402
+from audiotoken_core.beats.model import SelfAttention, relative_position_buckets
+from train.precision import torch_dtype
 # The original divides the scaled query by 32 and multiplies the max-shifted scores back by it (fp16 headroom).
 SHIFT = 32.0
 
@@ -60,7 +56,7 @@ def random_beats(cfg: dict, device="cpu", dtype=torch.float32):
     """BEATs of this official-layout cfg with the test factory's O(1)-scaled random weights."""
     from audiotoken_core.beats import BEATsConfig
     from audiotoken_core.beats.loading import build_beats
-    from factories.beats import tiny_official_state_dict
+    from train.tiny.beats import tiny_official_state_dict
 
     return build_beats(BEATsConfig.from_dict(dict(cfg)), tiny_official_state_dict(cfg), "random", device, dtype)
 
@@ -118,7 +114,7 @@ def compare(beats, wave: torch.Tensor, repeats: int, variants=tuple(VARIANTS)) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    from train_throughput import FULL_BEATS_CFG
+    from benchmarks.train_throughput import FULL_BEATS_CFG
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")

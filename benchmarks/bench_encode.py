@@ -4,7 +4,7 @@ Real sizes, random weights: BEATs iter3+ (90M: 12 layers, 768 wide, 3072 FFN, 12
 Embedder (2304 -> 768), full CLIP-L and the full SD1.5 UNet, each in the dtype ComfyUI picks for the device
 (on CPU: BEATs fp32, CLIP fp16 as the host's text_encoder_dtype, UNet fp32).
 
-    COMFYUI_PATH=/path/to/ComfyUI python benchmarks/bench_encode.py [--device cpu|cuda|all] [--unet-size 512]
+    COMFYUI_PATH=/path/to/ComfyUI python -m benchmarks.bench_encode [--device cpu|cuda|all] [--unet-size 512]
 
 Prints a Markdown table. Needs a ComfyUI checkout (0.3.64 tested) for the CLIP, the UNet and the nodes.
 """
@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-PACK = "audiotoken_pack_bench"
+from train.tiny.host import PACK, comfy_in_process, pack_module
+
 OFFICIAL_BEATS_CFG = {
     "input_patch_size": 16, "embed_dim": 512, "conv_bias": False, "encoder_layers": 12, "encoder_embed_dim": 768,
     "encoder_ffn_embed_dim": 3072, "encoder_attention_heads": 12, "activation_fn": "gelu",
@@ -46,16 +44,8 @@ def setup_comfy(device: str):
     root = os.environ.get("COMFYUI_PATH")
     if not root:
         sys.exit("set COMFYUI_PATH to a ComfyUI checkout")
-    sys.path.insert(0, str(Path(root).resolve()))
-    from comfy.cli_args import args
-
-    args.cpu = device == "cpu"
-    import comfy.model_management  # noqa: F401
-
-    spec = importlib.util.spec_from_file_location(PACK, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK] = module
-    spec.loader.exec_module(module)
+    comfy_in_process(root, cpu=device == "cpu")
+    pack_module("runtime")
 
 
 def sync(device):

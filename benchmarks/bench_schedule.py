@@ -13,9 +13,9 @@ Two comparisons, because `AudioTokenizer.encode(mode="windows")` has no hop of i
 - `overlapping`: 2 s windows every 0.5 s (centred), against the same primitives windows mode is built from
   (`audio.iter_windows` with that hop + `AudioTokenizer.encode_windows`), i.e. windows mode with a hop.
 
-    python benchmarks/bench_schedule.py [--seconds 60] [--fps 8 24 60] [--hop 0.5] [--window 2] [--threads 2]
-                                        [--repeats 1] [--clock wall|cpu] [--only same|overlapping]
-                                        [--text-encode WORKDIR]
+    python -m benchmarks.bench_schedule [--seconds 60] [--fps 8 24 60] [--hop 0.5] [--window 2] [--threads 2]
+                                           [--repeats 1] [--clock wall|cpu] [--only same|overlapping]
+                                           [--text-encode WORKDIR]
 
 `--clock cpu` times with the process's CPU time: on a machine other jobs share, wall time mostly measures
 their load; with `--threads 1` CPU time stays close to the unloaded wall time. Prints Markdown tables.
@@ -25,6 +25,7 @@ Needs no ComfyUI without `--text-encode`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -32,15 +33,12 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from audiotoken_core.audio import TARGET_RATE, iter_windows  # noqa: E402
-from audiotoken_core.beats import BEATs, BEATsConfig  # noqa: E402
-from audiotoken_core.embedder import AudioEmbedder  # noqa: E402
-from audiotoken_core.pipeline import AudioTokenizer  # noqa: E402
-from audiotoken_core.schedule import ScheduledTokens, encode_schedule  # noqa: E402
-from benchmarks.bench_encode import OFFICIAL_BEATS_CFG  # noqa: E402
+from audiotoken_core.audio import TARGET_RATE, iter_windows
+from audiotoken_core.beats import BEATs, BEATsConfig
+from audiotoken_core.embedder import AudioEmbedder
+from audiotoken_core.pipeline import AudioTokenizer
+from audiotoken_core.schedule import ScheduledTokens, encode_schedule
+from benchmarks.bench_encode import OFFICIAL_BEATS_CFG
 
 CLIP_SEQ, CLIP_WIDTH = 77, 768  # an SD1.x conditioning, to price interpolating Text Encode's output per frame
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -91,13 +89,12 @@ class TextEncodeStage:
     PROMPT = "a photo of <audio>"
 
     def __init__(self, workdir: Path):
-        for extra in (ROOT / "tests", ROOT / "tests" / "host"):
-            sys.path.insert(0, str(extra))
-        from factories.comfy import write_tiny_sd15_checkpoint
-        from host_env import comfy_in_process
-        from inprocess import pack_module, sd15_clip
+        from train.tiny.comfy import sd15_clip, write_tiny_sd15_checkpoint
+        from train.tiny.host import comfy_in_process, pack_module
 
-        comfy_in_process()
+        if not os.environ.get("COMFYUI_PATH"):
+            sys.exit("--text-encode needs COMFYUI_PATH=/path/to/ComfyUI")
+        comfy_in_process(os.environ["COMFYUI_PATH"])
         (workdir / "embeddings").mkdir(parents=True, exist_ok=True)
         checkpoint = write_tiny_sd15_checkpoint(workdir / "tiny_sd15.safetensors")
         self.clip = sd15_clip(checkpoint, [str(workdir / "embeddings")])

@@ -11,23 +11,19 @@ Measures (one Markdown table, with the device name, to stdout and to --out):
 Each section is guarded (a failure becomes an ERROR row, the rest still run) and the whole run keeps to
 --budget-s (a section that would not fit becomes a SKIPPED row).
 
-On the lent GPU machine (no network, no diffusers: carry it as wheels). Once, here, in the repo root
-(.whl/ is git-ignored; importlib_metadata is diffusers' only requirement the device image lacks):
+On any machine with an NVIDIA GPU, from the repository root, in an environment with torch (CUDA), transformers,
+accelerate, safetensors and, for the generate row, diffusers (`pip install -e ".[train]"` gives all of them):
 
-    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \\
-        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \\
-        -d .whl diffusers==0.42.1 importlib_metadata==10.2.0
+    PYTHONUNBUFFERED=1 python -m benchmarks.gpu_suite --out gpu_suite.md
 
-then one device `run` with carry [".whl"] and timeout_s 420 (the suite stops itself at 330 s, ~3 min
-expected; a warm rerun still fits in the 15-minute lease):
+It downloads nothing (every model is built with random weights at its real size, SD1.5 and BEATs iter3+), and
+--budget-s (default 330) bounds the whole run. Where pip cannot reach an index, install
+wheels fetched elsewhere first, e.g. `pip install --no-index --no-deps --target /tmp/site diffusers-*.whl
+importlib_metadata-*.whl` and `PYTHONPATH=/tmp/site`; docs/benchmarks.md records the runs so far.
 
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \\
-        .whl/*.whl && export PYTHONPATH=/tmp/site || exit; \\
-    PYTHONUNBUFFERED=1 python3 benchmarks/gpu_suite.py --out $OUT/gpu_suite.md
+On a CPU, tiny sizes (< 1 min; tests/test_gpu_suite.py runs it):
 
-Here, on a CPU, tiny sizes (< 1 min; tests/test_gpu_suite.py runs it):
-
-    python benchmarks/gpu_suite.py --dry-run --out /tmp/gpu_suite.md
+    python -m benchmarks.gpu_suite --dry-run --out /tmp/gpu_suite.md
 """
 
 from __future__ import annotations
@@ -49,13 +45,9 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "benchmarks")]
-
-import bench_attention  # noqa: E402
-import train_throughput  # noqa: E402
-from benchmarks.toyworld import sounds  # noqa: E402
-from train.precision import resolve_mixed_precision, torch_dtype  # noqa: E402
+from benchmarks import bench_attention, train_throughput
+from benchmarks.toyworld import sounds
+from train.precision import resolve_mixed_precision, torch_dtype
 
 RATE = 16_000
 PROMPT = "a photo of <audio>"
@@ -106,8 +98,8 @@ def full_sizes(device: str) -> Sizes:
 
 
 def dry_sizes() -> Sizes:
-    from factories.beats import tiny_official_cfg
-    from factories.sd import SD1_WIDTH
+    from train.tiny.beats import tiny_official_cfg
+    from train.tiny.sd import SD1_WIDTH
 
     return Sizes(
         full=False, beats_cfg=tiny_official_cfg(), width=SD1_WIDTH, frame="64x40",
@@ -225,7 +217,7 @@ class Context:
         """SD1.5-size random base model (tiny for the dry run), on the CPU in float32."""
         require_diffusers()
         if self._base is None:
-            from factories.sd import write_tiny_sd, write_tiny_tokenizer
+            from train.tiny.sd import write_tiny_sd, write_tiny_tokenizer
 
             from train.models import load_base_model
 
@@ -432,7 +424,7 @@ def latency_rows(ctx: Context, times_tokens: list[float], times_cond: list[float
 
 def latency_nodes(ctx: Context):
     """The pack's own nodes in a ComfyUI host, through benchmarks/bench_encode.py (full-size models)."""
-    import bench_encode
+    from benchmarks import bench_encode
 
     bench_encode.setup_comfy("cuda" if ctx.on_gpu else "cpu")
     with torch.inference_mode():

@@ -8,8 +8,8 @@
 Both call the trainer's own `train.trainer.Trainer.loss`, so the figures measure the shipped code.
 File decoding is left out of both (in-memory inputs): it only widens the gap in practice.
 
-    python benchmarks/train_throughput.py                 # tiny random models (CPU is fine)
-    python benchmarks/train_throughput.py --full          # SD1.5-size UNet/VAE/CLIP-L + full BEATs, random weights (GPU)
+    python -m benchmarks.train_throughput                 # tiny random models (CPU is fine)
+    python -m benchmarks.train_throughput --full          # SD1.5-size UNet/VAE/CLIP-L + full BEATs, random weights (GPU)
 
 Prints a Markdown table.
 """
@@ -25,9 +25,6 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 # the released BEATs iter3+ AS2M configuration (docs: method facts §3)
 FULL_BEATS_CFG = dict(
@@ -64,8 +61,8 @@ def full_base(tok_dir: Path):
 
 def build(full: bool, work: Path):
     from audiotoken_core.beats import load_beats
-    from factories.beats import tiny_official_state_dict, write_tiny_official_beats
-    from factories.sd import write_tiny_sd, write_tiny_tokenizer
+    from train.tiny.beats import tiny_official_state_dict, write_tiny_official_beats
+    from train.tiny.sd import write_tiny_sd, write_tiny_tokenizer
 
     from train.models import load_base_model
 
@@ -185,7 +182,7 @@ def main(argv=None) -> int:
     rows = [(rname, mixed, statistics.median(times[rname]), min(times[rname]), max(times[rname]),
              mems[rname] if device.type == "cuda" else None) for rname, mixed, _ in recipes]
 
-    name = "SD1.5-size (random weights), BEATs iter3+ size" if args.full else "tiny random models (tests/factories)"
+    name = "SD1.5-size (random weights), BEATs iter3+ size" if args.full else "tiny random models (train/tiny)"
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"\n**{name}** on {gpu}; batch {args.batch}, {args.window:g} s audio, {w}x{h} frames, "
           f"{args.rounds} rounds x {steps} timed steps per recipe (median; min-max in brackets), torch {torch.__version__}\n")

@@ -65,7 +65,7 @@ def write_stand_in(path: Path, directory: str) -> None:
 
     The graph is only displayed, never run.
     """
-    from factories.beats import write_tiny_official_beats
+    from train.tiny.beats import write_tiny_official_beats
     from factories.embedder import write_tiny_official_embedder
 
     if directory == "audio_encoders":

@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from factories.beats import tiny_official_cfg, tiny_official_state_dict, write_tiny_official_beats
+from train.tiny.beats import tiny_official_cfg, tiny_official_state_dict, write_tiny_official_beats
 from safetensors import safe_open
 
 from audiotoken_core.beats import (

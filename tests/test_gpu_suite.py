@@ -1,4 +1,4 @@
-"""benchmarks/gpu_suite.py: its dry run reports every row on a CPU, and its guards turn failures into rows.
+"""`python -m benchmarks.gpu_suite`: its dry run reports every row on a CPU, and its guards turn failures into rows.
 
 The dry run is what a device session relies on to spend its few GPU minutes on measuring, not debugging.
 """
@@ -15,11 +15,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-SUITE = REPO / "benchmarks" / "gpu_suite.py"
-sys.path.insert(0, str(REPO / "benchmarks"))
+from benchmarks import gpu_suite
 
-import gpu_suite  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 # section -> the start of every measure it must report
 EXPECTED = {
@@ -45,7 +43,7 @@ def dry_run(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PATH"}  # the core path, same rows everywhere
     start = time.monotonic()
     # the budget is generous so a loaded CI machine still runs every section; the wall-time row tells the truth
-    proc = subprocess.run([sys.executable, str(SUITE), "--dry-run", "--budget-s", "300", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_suite", "--dry-run", "--budget-s", "300", "--out", str(out)],
                           capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
     return proc, out, time.monotonic() - start
 

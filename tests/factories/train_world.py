@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .beats import write_tiny_official_beats
+from train.tiny.beats import write_tiny_official_beats
 from .media import write_picture, write_wav
-from .sd import write_tiny_sd
+from train.tiny.sd import write_tiny_sd
 
 _WORLDS: dict[str, dict] = {}
 

@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
-
 import torch
 
 from host_env import comfy_in_process
-from host_harness import REPO_ROOT
-
-PACK = "audiotoken_pack_under_test"
+from train.tiny import comfy as tiny_comfy
+from train.tiny import host
+from train.tiny.host import PACK  # noqa: F401  (tests reach the pack's modules by this name)
 
 
 def pack_module(name: str):
     """`nodes.<name>` of the pack, imported as a subpackage exactly as ComfyUI does (relative imports)."""
     comfy_in_process()
-    if PACK not in sys.modules:
-        spec = importlib.util.spec_from_file_location(PACK, REPO_ROOT / "__init__.py",
-                                                      submodule_search_locations=[str(REPO_ROOT)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[PACK] = module
-        spec.loader.exec_module(module)
-    return importlib.import_module(f"{PACK}.nodes.{name}")
+    return host.pack_module(name)
 
 
 def fill_random(module: torch.nn.Module, seed: int = 0) -> None:
     """Deterministic finite weights in place (comfy.ops layers are created uninitialised)."""
-    from factories.comfy import random_tensor
+    from train.tiny.comfy import random_tensor
 
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -83,9 +73,4 @@ def small_sdxl_clip(embedding_directory):
 
 def sd15_clip(checkpoint, embedding_directory):
     comfy_in_process()
-    import comfy.sd
-
-    out = comfy.sd.load_checkpoint_guess_config(str(checkpoint), output_vae=False, output_clip=True,
-                                                embedding_directory=embedding_directory,
-                                                te_model_options={"dtype": torch.float32})
-    return out[1]
+    return tiny_comfy.sd15_clip(checkpoint, embedding_directory)

@@ -55,7 +55,7 @@ def test_window_cap_holds_when_the_value_comes_through_the_api(monkeypatch):
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from factories.beats import write_tiny_official_beats
+    from train.tiny.beats import write_tiny_official_beats
     from factories.embedder import write_tiny_official_embedder
 
     runtime = pack_module("runtime")
@@ -88,7 +88,7 @@ MEASURE = textwrap.dedent("""
     import torch
     torch.set_num_threads(2)
     from inprocess import PACK, pack_module
-    from factories.beats import tiny_official_cfg
+    from train.tiny.beats import tiny_official_cfg
 
     encode, runtime = pack_module("encode"), pack_module("runtime")
     beats_mod = importlib.import_module(PACK + ".audiotoken_core.beats")

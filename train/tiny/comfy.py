@@ -90,3 +90,13 @@ def write_tiny_sd15_checkpoint(path, seed: int = 0, dtype: torch.dtype = torch.f
         sd[key] = t if "position_ids" in key else t.to(dtype)
     comfy.utils.save_torch_file(sd, str(path))
     return path
+
+
+def sd15_clip(checkpoint, embedding_directory):
+    """The CLIP of a checkpoint (e.g. `write_tiny_sd15_checkpoint`'s) as ComfyUI loads it, in fp32."""
+    import comfy.sd
+
+    out = comfy.sd.load_checkpoint_guess_config(str(checkpoint), output_vae=False, output_clip=True,
+                                                embedding_directory=embedding_directory,
+                                                te_model_options={"dtype": torch.float32})
+    return out[1]
