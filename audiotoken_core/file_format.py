@@ -38,6 +38,3 @@ def sniff(path: str | os.PathLike) -> str:
 def is_safetensors(path: str | os.PathLike) -> bool:
     return sniff(path) == SAFETENSORS
 
-
-def is_torch_file(path: str | os.PathLike) -> bool:
-    return sniff(path) in TORCH_FORMATS

@@ -65,17 +65,6 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
     return tensors, meta
 
 
-def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """Only the header metadata; cheap, for checks before loading weights."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            return dict(f.metadata() or {})
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"{Path(path).name}: not a valid .safetensors file ({_first_line(str(exc))})") from exc
-
-
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], *, suffix: str = ".tmp",
                  fsync: bool = True) -> Path:
     """`write(tmp)` fills a temp file beside `path`, which then replaces `path` in one rename.

@@ -20,8 +20,7 @@ def test_each_container_by_its_first_bytes(tmp_path):
     found = {p.name: ff.sniff(p) for p in sorted(tmp_path.iterdir())}
     assert found == {"a.safetensors": ff.SAFETENSORS, "zip.pt": ff.TORCH_ZIP, "legacy.pt": ff.TORCH_PICKLE,
                      "empty.bin": ff.EMPTY, "text.bin": ff.UNKNOWN}
-    assert ff.is_safetensors(tmp_path / "a.safetensors") and not ff.is_torch_file(tmp_path / "a.safetensors")
-    assert ff.is_torch_file(tmp_path / "zip.pt") and ff.is_torch_file(tmp_path / "legacy.pt")
+    assert ff.is_safetensors(tmp_path / "a.safetensors") and not ff.is_safetensors(tmp_path / "zip.pt")
 
 
 def test_safetensors_whose_header_length_starts_like_a_pickle(tmp_path):
