@@ -12,6 +12,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .resample import resample
+
 TARGET_RATE = 16_000
 # BEATs was fine-tuned on 10 s AudioSet clips and the official embedder on 10 s windows: the default window.
 WINDOW_SECONDS = 10.0
@@ -42,9 +44,7 @@ def prepare_audio(waveform, sample_rate: int) -> torch.Tensor:
     mono = wave.mean(dim=1) if wave.shape[1] > 1 else wave[:, 0]
     mono = mono.float()
     if sample_rate != TARGET_RATE:
-        import torchaudio.functional as AF
-
-        mono = AF.resample(mono, int(sample_rate), TARGET_RATE)
+        mono = resample(mono, int(sample_rate), TARGET_RATE)
     return mono.contiguous()
 
 

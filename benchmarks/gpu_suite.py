@@ -361,15 +361,14 @@ def latency(ctx: Context):
 
 def latency_core(ctx: Context, note: str):
     """The core equivalent of the two nodes: AudioTokenizer.encode, then train.inject.PromptEncoder on CLIP."""
-    import torchaudio.functional as AF
-
+    from audiotoken_core.resample import resample
     from train.inject import PromptEncoder
 
     beats_dtype = torch.float16 if ctx.on_gpu else torch.float32  # what nodes.runtime.pick_dtype gives
     tokenizer = ctx.tokenizer(beats_dtype)
     clip = next(iter(ctx.clips.values()))
     # a LoadAudio-like input: 44.1 kHz stereo on the CPU
-    sound = AF.resample(clip, RATE, 44100).expand(2, -1).contiguous()[None]
+    sound = resample(clip, RATE, 44100).expand(2, -1).contiguous()[None]
     held = {}
 
     def tokens():

@@ -12,6 +12,8 @@ from unittest import mock
 import numpy as np
 import torch
 
+from audiotoken_core.resample import resample
+
 from ..models import MissingModelError
 from . import wav2clip_model
 from .fingerprint import file_fingerprint, fingerprint, folder_fingerprint
@@ -108,15 +110,13 @@ class Wav2ClipEncoder:
     def prepare(self, waveform: torch.Tensor, sample_rate: int, start_s: float = 0.0) -> torch.Tensor:
         """Mono, resampled, the `clip_seconds` window from `start_s`, zero-padded at the end (as
         SonicDiffusion pads before Wav2CLIP). Returns `[T]` float32."""
-        import torchaudio.functional as AF
-
         wave = torch.as_tensor(waveform, dtype=torch.float32)
         if wave.ndim == 2:
             wave = wave.mean(0)
         elif wave.ndim != 1:
             raise ValueError(f"expected audio [C, T] or [T], got shape {tuple(wave.shape)}")
         if sample_rate != self.sample_rate:
-            wave = AF.resample(wave, int(sample_rate), self.sample_rate)
+            wave = resample(wave, int(sample_rate), self.sample_rate)
         need = int(round(self.clip_seconds * self.sample_rate))
         start = int(round(max(0.0, float(start_s or 0.0)) * self.sample_rate))
         wave = wave[start : start + need]
