@@ -121,7 +121,7 @@ def test_exclusion_lists(tmp_path):
     ds = open_dataset(tmp_path / "d", exclude=ids)
     assert [c.id for c in ds] == ["s0"] and ds.left_out["excluded"] == 2
     (tmp_path / "ids.pkl").write_bytes(b"\x80\x04")
-    with pytest.raises(ValueError, match="pickled"):
+    with pytest.raises(ValueError, match="not a readable pickled id list"):
         read_id_list(tmp_path / "ids.pkl")
 
 

@@ -84,10 +84,8 @@ class ClipDataset(torch.utils.data.Dataset):
 
 
 def read_id_list(path: str | Path) -> set[str]:
-    """Ids to exclude: one per line (text), a JSON list, or the first column of a CSV.
-
-    Pickles (the official `unmatch_videos.pkl`) are refused on purpose: loading one runs arbitrary code.
-    """
+    """Ids to exclude: one per line (text), a JSON list, the first column of a CSV, or a pickled list (the
+    official `constants/*.pkl`, read without running anything from it)."""
     import csv
     import json
 
@@ -95,14 +93,31 @@ def read_id_list(path: str | Path) -> set[str]:
     if not path.is_file():
         raise FileNotFoundError(f"exclusion list {path} does not exist")
     if path.suffix.lower() in (".pkl", ".pickle"):
-        raise ValueError(
-            f"{path}: pickled id lists are not read (unpickling can run code). Convert it once with "
-            "python -c \"import pickle,sys; print('\\n'.join(map(str, pickle.load(open(sys.argv[1],'rb')))))\" "
-            f"{path} > ids.txt"
-        )
+        return set(read_pickled_ids(path))
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".json":
         return {str(x).strip() for x in json.loads(text)}
     if path.suffix.lower() == ".csv":
         return {row[0].strip() for row in csv.reader(text.splitlines()) if row and row[0].strip()}
     return {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")}
+
+
+def read_pickled_ids(path: str | Path) -> list[str]:
+    """A pickled list of id strings, in its order. Every pickle global is refused (a pickle can run code when
+    it loads one), so only plain lists, strings and numbers load."""
+    import io
+    import pickle
+
+    path = Path(path)
+
+    class _NoGlobals(pickle.Unpickler):
+        def find_class(self, module, name):
+            raise pickle.UnpicklingError(f"{path.name}: refusing the pickle global {module}.{name}")
+
+    try:
+        ids = _NoGlobals(io.BytesIO(path.read_bytes())).load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable pickled id list ({exc})") from exc
+    if not isinstance(ids, (list, tuple, set, frozenset)) or not all(isinstance(x, str) for x in ids):
+        raise ValueError(f"{path.name}: expected a list of id strings, found {type(ids).__name__}")
+    return list(ids)

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import csv
 import functools
-import io
 import logging
 import os
-import pickle
 import re
 from pathlib import Path
 
@@ -115,23 +113,6 @@ def official_filter_ids() -> dict[str, frozenset[str]]:
                                 f"{FILTERS_DIR} (an install without the trainer's data files): reinstall, or set "
                                 f"{FILTERS_ENV}=0 to train without them")
     return {key: frozenset(read_id_list(FILTERS_DIR / name)) for key, name in OFFICIAL_FILTERS.items()}
-
-
-def read_id_pickle(path: str | os.PathLike) -> list[str]:
-    """A pickled list of ids (the official `constants/*.pkl`), read without running anything from it.
-
-    Every global is refused, so only plain lists, strings and numbers load; this is how the two `.txt` lists
-    here were made.
-    """
-    class _NoGlobals(pickle.Unpickler):
-        def find_class(self, module, name):
-            raise pickle.UnpicklingError(f"{Path(path).name}: refusing the pickle global {module}.{name}")
-
-    with open(path, "rb") as f:
-        ids = _NoGlobals(io.BytesIO(f.read())).load()
-    if not isinstance(ids, (list, tuple, set, frozenset)) or not all(isinstance(x, str) for x in ids):
-        raise ValueError(f"{Path(path).name}: expected a list of id strings, found {type(ids).__name__}")
-    return list(ids)
 
 
 def _filtered_by(ytid: str, filters: dict[str, frozenset[str]]) -> str | None:
