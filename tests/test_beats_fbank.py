@@ -1,10 +1,15 @@
-"""Batched ``compute_fbank`` against torchaudio's kaldi.fbank run on each clip alone (the BEATs recipe)."""
+"""Batched ``compute_fbank`` against torchaudio's kaldi.fbank run on each clip alone (the BEATs recipe).
+
+Needs torchaudio, the reference; without it tests/test_fbank_mel.py still checks the features against its
+recorded output.
+"""
 
 import pytest
 import torch
-import torchaudio.compliance.kaldi as kaldi
 
 from audiotoken_core.beats.fbank import FBANK_MEAN, FBANK_STD, compute_fbank, min_samples, num_frames
+
+kaldi = pytest.importorskip("torchaudio.compliance.kaldi")
 
 SR = 16000
 # On the normalised features; the batched path differs from kaldi.fbank by float32 rounding only (~2e-7 here).

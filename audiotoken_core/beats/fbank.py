@@ -1,9 +1,14 @@
-"""Kaldi log-mel filterbank front end of BEATs, batched over clips of different lengths."""
+"""Kaldi log-mel filterbank front end of BEATs, batched over clips of different lengths.
+
+Plain torch: ComfyUI no longer installs torchaudio, so the mel banks torchaudio's ``compliance.kaldi`` built are
+built here (``kaldi_mel_banks``), with the same float32 operations, and the features equal ``kaldi.fbank``'s.
+"""
 
 from __future__ import annotations
 
+import math
+
 import torch
-import torchaudio.compliance.kaldi as kaldi
 
 from ..audio import TARGET_RATE as SAMPLE_RATE  # the one 16 kHz: the rate prepare_audio gives
 NUM_MEL_BINS = 128
@@ -69,6 +74,38 @@ def valid_lengths(wave: torch.Tensor, padding_mask: torch.Tensor | None) -> list
     return [int(n) for n in lengths]
 
 
+def kaldi_mel_banks(num_bins: int, fft_size: int, sample_rate: float, low_freq: float,
+                    high_freq: float) -> torch.Tensor:
+    """Kaldi's triangular mel filters ``[num_bins, fft_size // 2]`` (float32), without VTLN warping.
+
+    Equal, bit for bit, to the banks of torchaudio's ``compliance.kaldi.get_mel_banks`` with warp factor 1 (what
+    ``fbank`` uses by default): the same operations in the same order and dtype. Triangles are equally spaced
+    on kaldi's mel scale (1127 ln(1 + f / 700)) between ``low_freq`` and ``high_freq`` (<= 0: offset from
+    Nyquist), each spanning two of the ``num_bins + 1`` steps; FFT bin ``k`` sits at ``k * rate / fft_size``
+    and the Nyquist bin is left out, as kaldi does.
+    """
+    if num_bins <= 3 or fft_size <= 0 or fft_size % 2:
+        raise ValueError(f"need more than 3 mel bins and an even FFT size, got {num_bins} and {fft_size}")
+    nyquist = 0.5 * sample_rate
+    if high_freq <= 0.0:
+        high_freq += nyquist
+    if not (0.0 <= low_freq < nyquist and 0.0 < high_freq <= nyquist and low_freq < high_freq):
+        raise ValueError(f"bad mel range: low {low_freq} Hz, high {high_freq} Hz, Nyquist {nyquist} Hz")
+    mel_low = 1127.0 * math.log(1.0 + low_freq / 700.0)
+    mel_high = 1127.0 * math.log(1.0 + high_freq / 700.0)
+    # num_bins + 1 steps: the first and last triangles reach out to the range's ends.
+    step = (mel_high - mel_low) / (num_bins + 1)
+    index = torch.arange(num_bins, dtype=torch.float32)[:, None]
+    left = mel_low + index * step
+    centre = mel_low + (index + 1.0) * step
+    right = mel_low + (index + 2.0) * step
+    bin_width = sample_rate / fft_size
+    mel = (1127.0 * (1.0 + bin_width * torch.arange(fft_size // 2, dtype=torch.float32) / 700.0).log())[None]
+    up = (mel - left) / (centre - left)
+    down = (right - mel) / (right - centre)
+    return torch.max(torch.zeros(1), torch.min(up, down))
+
+
 def _povey_window(device: torch.device) -> torch.Tensor:
     """Kaldi's povey window (hann ** 0.85), built the way kaldi builds it so the values are bit-identical."""
     window = _WINDOWS.get(device)
@@ -89,8 +126,8 @@ def _mel_bands(device: torch.device) -> list[tuple[int, int, torch.Tensor]]:
     """
     bands = _MEL_BANDS.get(device)
     if bands is None:
-        mel, _ = kaldi.get_mel_banks(NUM_MEL_BINS, _FFT, float(SAMPLE_RATE), _LOW_FREQ, 0.0, 100.0, -500.0, 1.0)
-        weights = mel.to(torch.float32).T  # [256 bins, 128 mels]; kaldi's zero Nyquist column never contributes
+        # [256 bins, 128 mels]; kaldi's zero Nyquist column never contributes
+        weights = kaldi_mel_banks(NUM_MEL_BINS, _FFT, float(SAMPLE_RATE), _LOW_FREQ, 0.0).T
         bands = []
         for first_mel in range(0, NUM_MEL_BINS, _MELS_PER_BAND):
             group = weights[:, first_mel : first_mel + _MELS_PER_BAND]

@@ -23,6 +23,30 @@ SAMPLE_RATE = 16_000
 CLIP_SECONDS = 10.0
 
 
+class Spectrogram(nn.Module):
+    """Power spectrogram ``[..., 257, frames]``, the package's ``torchaudio.transforms.Spectrogram(n_fft=512,
+    hop_length=353)`` in plain torch (torchaudio is no longer installed with ComfyUI).
+
+    torchaudio's defaults, kept: periodic Hann window over the whole FFT, centred frames with reflect padding,
+    no normalisation, ``|X| ** 2`` as abs then pow (so the rounding is the same). The window stays a buffer named
+    ``window`` because the released checkpoint carries ``audio_encoder.spectrogram.window``.
+    """
+
+    def __init__(self, n_fft: int = 512, hop_length: int = 353):
+        super().__init__()
+        self.n_fft, self.hop_length = n_fft, hop_length
+        self.register_buffer("window", torch.hann_window(n_fft))
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        shape = wave.shape
+        spec = torch.stft(
+            wave.reshape(-1, shape[-1]), self.n_fft, hop_length=self.hop_length, win_length=self.n_fft,
+            window=self.window, center=True, pad_mode="reflect", normalized=False, onesided=True,
+            return_complex=True,
+        )
+        return spec.reshape(*shape[:-1], *spec.shape[-2:]).abs().pow(2.0)
+
+
 class BasicBlock(nn.Module):
     def __init__(self, inplanes: int, planes: int, stride: int = 1):
         super().__init__()
@@ -47,9 +71,7 @@ class AudioResNet(nn.Module):
 
     def __init__(self, width: int = 64, blocks: tuple[int, ...] = (2, 2, 2, 2)):
         super().__init__()
-        import torchaudio
-
-        self.spectrogram = torchaudio.transforms.Spectrogram(n_fft=512, hop_length=353)
+        self.spectrogram = Spectrogram(n_fft=512, hop_length=353)
         self.conv1 = nn.Conv2d(1, width, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
