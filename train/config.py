@@ -9,6 +9,7 @@ from pathlib import Path
 
 from audiotoken_core.audio import WINDOW_SECONDS
 
+from .families.flow import WEIGHTING_SCHEMES
 from .options import flag, option
 from .precision import PRECISIONS, respelled
 
@@ -24,7 +25,9 @@ class TrainConfig:
     data: str = option(
         "", "training data: VGGSound folder (vggsound.csv), sound+picture folder, video folder or manifest.jsonl",
         group=_IO)
-    base_model: str = option("", "diffusers folder or single-file checkpoint (SD1.x, SD2.x or SDXL)", group=_IO)
+    base_model: str = option(
+        "", "diffusers folder (SD1.x, SD2.x, SDXL, Flux.1, SD3.5, Qwen-Image, Z-Image: the family is read from its "
+        "model_index.json) or single-file checkpoint (SD1.x, SD2.x, SDXL)", group=_IO)
     beats: str = option(
         "", "BEATs checkpoint (.pt or .safetensors), e.g. BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt",
         group=_IO)
@@ -86,7 +89,17 @@ class TrainConfig:
     faithful_dropout: bool = option(
         False, "validation images with the official always-on unary dropout (training always applies it)",
         group=_RECIPE)
-    lora: bool = option(False, "also train a LoRA on the UNet attention layers", group=_RECIPE)
+    weighting_scheme: str | None = option(
+        None, "flow families: timestep sampling / loss weighting (default: the family's, as diffusers' training "
+        "examples: logit_normal for SD3.5, none (uniform) for Flux.1, Qwen-Image, Z-Image)", group=_RECIPE,
+        choices=WEIGHTING_SCHEMES)
+    logit_mean: float = option(0.0, "flow families: mean of the logit-normal timestep density", group=_RECIPE)
+    logit_std: float = option(1.0, "flow families: std of the logit-normal timestep density", group=_RECIPE)
+    mode_scale: float = option(1.29, "flow families: scale of the 'mode' timestep density", group=_RECIPE)
+    train_guidance: float = option(
+        3.5, "Flux.1 dev: the guidance its guidance embedding gets during training (diffusers' example: 3.5)",
+        group=_RECIPE)
+    lora: bool = option(False, "also train a LoRA on the UNet attention layers (UNet families)", group=_RECIPE)
     lora_rank: int = option(4, "LoRA rank (original: 4)", group=_RECIPE)
     seed: int = option(0, "seed for data order, windows, noise and timesteps", group=_RECIPE)
     cache: bool = option(
@@ -138,7 +151,7 @@ class TrainConfig:
             problems.append("--window-seconds must be positive")
         for f in dataclasses.fields(self):
             choices, value = f.metadata["choices"], getattr(self, f.name)
-            if choices and value not in choices:
+            if choices and value is not None and value not in choices:
                 problems.append(f"{flag(f.name)} must be one of {', '.join(choices)} (got {value})")
         if self.checkpoint_every < 1:
             problems.append("--checkpoint-every must be >= 1")

@@ -7,9 +7,10 @@ official Embedder, BEATs) from a cache folder (--cache-dir, $AUDIOTOKEN_CACHE, d
 downloads the missing ones first, each verified before use (--no-download: list them instead). A missing path
 given explicitly is downloaded too when its name is one of the official files.
 
-Conditioning is built by our own injection (tokens written at the placeholder of the prompt) and passed
-to the diffusers pipeline as `prompt_embeds`; the unconditional branch is the empty prompt, as in the
-original inference code.
+Every family of `train/families/` draws (SD1/SD2/SDXL, Flux.1, SD3.5, Qwen-Image, Z-Image), read from the
+folder. Conditioning is built by our own injection (tokens written at the placeholder of the prompt) and passed
+to the family's diffusers pipeline as `prompt_embeds`; the unconditional branch, where the family has one, is
+the empty prompt, as in the original inference code.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .inject import PromptEncoder, count_placeholders
+from .inject import count_placeholders
 from .precision import torch_dtype
 
 log = logging.getLogger("train.generate")
@@ -56,7 +57,6 @@ class AudioImageGenerator:
     def __init__(self, base, embedder, beats=None, device="cpu", dtype=torch.float32, scheduler=None):
         self.base, self.embedder, self.beats = base, embedder, beats
         self.device, self.dtype = torch.device(device), dtype
-        self.prompts = PromptEncoder(base)
         self.scheduler = scheduler or base.scheduler
         self._pipe = None
 
@@ -91,60 +91,38 @@ class AudioImageGenerator:
             beats.to(device)
         return cls(base, embedder, beats, device, dtype)
 
-    # ---- pipeline
+    # ---- pipeline: the family's own diffusers pipeline, fed our conditioning
     def pipeline(self):
         if self._pipe is None:
-            from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
-
-            b = self.base
-            if b.is_sdxl:
-                self._pipe = StableDiffusionXLPipeline(
-                    vae=b.vae, text_encoder=b.text_encoders[0], text_encoder_2=b.text_encoders[1],
-                    tokenizer=b.tokenizers[0], tokenizer_2=b.tokenizers[1], unet=b.unet, scheduler=self.scheduler,
-                )
-            else:
-                self._pipe = StableDiffusionPipeline(
-                    vae=b.vae, text_encoder=b.text_encoders[0], tokenizer=b.tokenizers[0], unet=b.unet,
-                    scheduler=self.scheduler, safety_checker=None, feature_extractor=None,
-                    requires_safety_checker=False,
-                )
-            self._pipe.set_progress_bar_config(disable=True)
+            self._pipe = self.base.pipeline(self.scheduler)
         return self._pipe
 
     @torch.no_grad()
     def _conditioning(self, prompt: str, tokens: dict[str, torch.Tensor] | None, batch: int):
         n = next(iter(tokens.values())).shape[1] if tokens else 1
-        ids = self.prompts.ids(prompt, batch, n, self.device)
+        inputs = self.base.prompt_inputs(prompt, batch, n, self.device)
         toks = None if tokens is None else {h: t.to(self.device, torch.float32) for h, t in tokens.items()}
-        return self.prompts.encode(ids, toks)
+        return self.base.encode(inputs, toks)
 
     @torch.no_grad()
     def _run(self, cond, uncond, seeds, steps, guidance, height, width) -> list:
         pipe = self.pipeline()
-        (hidden, pooled), (u_hidden, u_pooled) = cond, uncond
-        kwargs = dict(prompt_embeds=hidden.to(self.dtype), negative_prompt_embeds=u_hidden.to(self.dtype),
-                      num_inference_steps=steps, guidance_scale=guidance, height=height, width=width)
-        if self.base.is_sdxl:
-            kwargs.update(pooled_prompt_embeds=pooled.to(self.dtype), negative_pooled_prompt_embeds=u_pooled.to(self.dtype))
         images = []
         for seed in seeds:
             gen = torch.Generator("cpu").manual_seed(int(seed))
-            latents = pipe(generator=gen, output_type="latent", **kwargs).images
+            latents = self.base.sample(pipe, cond, uncond, gen, steps, guidance, height, width, self.dtype)
             images.append(self._decode(latents)[0])
         return images
 
     @torch.no_grad()
     def _decode(self, latents: torch.Tensor) -> list:
-        # decoded here, in the VAE's own dtype, because the pipelines assume the VAE shares the UNet's
-        # dtype, which is not so during training (fp32 VAE, bf16 UNet) or for an upcast SDXL VAE
-        vae = self.base.vae
-        dtype = next(vae.parameters()).dtype
-        image = vae.decode(latents.to(vae.device, dtype) / self.base.latent_scale).sample
-        return self.pipeline().image_processor.postprocess(image.float(), output_type="pil")
+        from diffusers.image_processor import VaeImageProcessor
+
+        return VaeImageProcessor().postprocess(self.base.decode(latents).float(), output_type="pil")
 
     def _size(self, height, width):
-        default = self.base.unet.config.sample_size * self.base.vae_downsample
-        return height or default, width or default
+        default_h, default_w = self.base.default_size
+        return height or default_h, width or default_w
 
     def images_for_tokens(self, tokens: dict[str, torch.Tensor], prompt: str = "a photo of <audio>", seeds=(0,),
                           steps: int = 30, guidance: float = 7.5, height: int | None = None,

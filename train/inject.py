@@ -52,13 +52,21 @@ def count_placeholders(prompt: str) -> int:
     return sum(1 for piece in _SPLIT.split(prompt) if piece in PLACEHOLDERS)
 
 
+def input_embeddings(text_encoder) -> torch.nn.Module:
+    """The token-embedding table the encoder's forward really calls. T5EncoderModel's `get_input_embeddings()`
+    (`shared`) is, in transformers 5, a module apart from the `encoder.embed_tokens` it runs (same weights), so
+    a hook there would never fire."""
+    table = getattr(getattr(text_encoder, "encoder", None), "embed_tokens", None)
+    return table if isinstance(table, torch.nn.Embedding) else text_encoder.get_input_embeddings()
+
+
 @contextmanager
 def tokens_written(text_encoder, is_token: torch.Tensor, tokens: torch.Tensor | None):
     """While active, the encoder's token embeddings at `is_token[B, L]` become `tokens[B, k, D]` (in order)."""
     if tokens is None or not bool(is_token.any()):
         yield
         return
-    table = text_encoder.get_input_embeddings()
+    table = input_embeddings(text_encoder)
     per_prompt = is_token.sum(dim=1)
     if not bool((per_prompt == per_prompt[0]).all()) or int(per_prompt[0]) % tokens.shape[1]:
         raise ValueError(
@@ -127,3 +135,50 @@ def label_token_embeddings(tokenizer, text_encoder, labels: list[str | None]) ->
             rows.append(torch.zeros(table.shape[1], device=table.device))
             has.append(False)
     return torch.stack(rows).detach(), torch.tensor(has, device=table.device)
+
+
+# A stand-in is an ordinary word the placeholder is spelled as before tokenizing, so the text around it
+# tokenizes exactly as the pipeline's own tokenizer call would; its rows are then overwritten.
+_STAND_INS = ("dog", "cat", "the", "a", "x")
+
+
+def stand_in_word(tokenizer) -> str:
+    """The first of a few common words that this tokenizer makes one token of, between other words."""
+    for word in _STAND_INS:
+        text = f"of {word} of"
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        start = text.index(word, 3)
+        if len(_overlapping(enc["offset_mapping"], [(start, start + len(word))])) == 1:
+            return word
+    raise ValueError(f"{type(tokenizer).__name__} splits every stand-in word ({', '.join(_STAND_INS)}) into pieces")
+
+
+def _overlapping(offsets, spans) -> list[int]:
+    return [i for i, (a, b) in enumerate(offsets) if b > a and any(a < e and b > s for s, e in spans)]
+
+
+def tokenize_marked(tokenizer, text: str, n_tokens: int = 1, **kwargs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`(input_ids[1, L], attention_mask[1, L], is_token[1, L])` of `text` tokenized as the pipeline does
+    (`kwargs`: its padding, max_length, truncation), with each placeholder spelled as `n_tokens` stand-in
+    words whose positions `is_token` marks. Works for any fast tokenizer (CLIP, T5, Qwen), templates included."""
+    word = stand_in_word(tokenizer)
+    parts, spans, pos = [], [], 0
+    for piece in _SPLIT.split(text):
+        if piece in PLACEHOLDERS:
+            for k in range(n_tokens):
+                # a space before each copy, unless at the start or already there, keeps each a word of its own
+                sep = "" if (pos == 0 or (parts and parts[-1][-1:].isspace())) else " "
+                parts.append(sep + word)
+                spans.append((pos + len(sep), pos + len(sep) + len(word)))
+                pos += len(sep) + len(word)
+        else:
+            parts.append(piece)
+            pos += len(piece)
+    enc = tokenizer("".join(parts), return_offsets_mapping=True, return_tensors="pt", **kwargs)
+    marks = torch.zeros_like(enc["input_ids"], dtype=torch.bool)
+    where = _overlapping(enc["offset_mapping"][0].tolist(), spans)
+    if len(where) != len(spans):
+        raise ValueError(f"the placeholder of {text!r} does not fit: {len(spans)} token positions wanted, "
+                         f"{len(where)} found (too long a prompt for {type(tokenizer).__name__}?)")
+    marks[0, where] = True
+    return enc["input_ids"], enc["attention_mask"], marks

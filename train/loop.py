@@ -99,6 +99,9 @@ def setup_run(config: TrainConfig) -> Run:
     if accelerator.is_main_process:
         log.info("%r", dataset)
     base = load_base_model(config.base_model, config.base_config)
+    if config.lora and not hasattr(base, "unet"):
+        raise ValueError(f"--lora trains a UNet LoRA; {config.base_model} is a {base.kind} model (a transformer): "
+                         "only the Embedder trains there")
     beats = load_beats(config.beats)
     torch.manual_seed(config.seed)  # initial Embedder weights are part of a reproducible run
     embedder = build_embedder(config, base, beats.embed_dim, Path(config.beats).stem)
@@ -157,7 +160,7 @@ def prepare_inputs(run: Run) -> torch.utils.data.Dataset:
 def prepare_step_models(run: Run) -> None:
     """Frozen models to the device in the step's precision; LoRA, checkpointing and compile as asked."""
     config, base = run.config, run.base
-    for module in [*base.text_encoders, base.unet]:
+    for module in base.step_modules():
         module.to(run.device, dtype=None if run.weight_dtype == torch.float32 else run.weight_dtype)
     if not config.cache:
         base.vae.to(run.device)
@@ -167,11 +170,8 @@ def prepare_step_models(run: Run) -> None:
         torch.manual_seed(config.seed + 1)
         run.lora_params = add_lora(base.unet, config.lora_rank)
     if config.gradient_checkpointing:
-        base.unet.enable_gradient_checkpointing()
-        for enc in base.text_encoders:
-            # transformers 5 renamed the method; both keep the frozen encoder differentiable w.r.t. its input
-            (getattr(enc, "activation_checkpointing_enable", None) or enc.gradient_checkpointing_enable)()
-    if config.compile:
+        base.enable_gradient_checkpointing()
+    if config.compile and hasattr(base, "unet"):
         base.unet = torch.compile(base.unet)
     run.embedder.to(run.device)
     run.embedder.train()
@@ -189,7 +189,7 @@ def resume(run: Run, opt: Optimization) -> int:
     if latest is None:
         return 0
     trainable, opt_state, sched_state, state = load_checkpoint(latest)
-    load_trainable(trainable, run.embedder, acc.unwrap_model(run.base.unet), config.lora)
+    load_trainable(trainable, run.embedder, _unet(run), config.lora)
     opt.optimizer.load_state_dict(opt_state)
     opt.lr_scheduler.load_state_dict(sched_state["lr_scheduler"])
     if sched_state.get("scaler") and acc.scaler is not None:
@@ -204,6 +204,12 @@ def resume(run: Run, opt: Optimization) -> int:
     return step
 
 
+def _unet(run: Run):
+    """The UNet a LoRA sits in; None for the transformer families (no LoRA there)."""
+    unet = getattr(run.base, "unet", None)
+    return None if unet is None else run.accelerator.unwrap_model(unet)
+
+
 def save_checkpoint_now(run: Run, opt: Optimization, step: int) -> None:
     from .checkpoint import save_checkpoint
 
@@ -212,7 +218,7 @@ def save_checkpoint_now(run: Run, opt: Optimization, step: int) -> None:
     if run.main:
         sched_state = {"lr_scheduler": opt.lr_scheduler.state_dict(),
                        "scaler": acc.scaler.state_dict() if acc.scaler is not None else None}
-        trainable = trainable_state(run.embedder, acc.unwrap_model(run.base.unet), config.lora)
+        trainable = trainable_state(run.embedder, _unet(run), config.lora)
         save_checkpoint(run.out / "checkpoints", step, trainable, opt.optimizer.state_dict(), sched_state,
                         {"config": config.to_dict()}, keep=config.keep_checkpoints)
     acc.wait_for_everyone()

@@ -4,7 +4,8 @@
         + lambda_norm * mean (||token|| / w - 1)^2      (w: mean norm of the text encoder's word embeddings)
         [+ lambda_class * (1 - mean_b cos(token_b, label_b))^2   over clips that have a label]
 
-`target` is epsilon or v depending on the scheduler. The class term keeps the original's shape (square of
+`target` is epsilon or v depending on the scheduler (UNet families), or the velocity noise - latents (flow
+families, train/families/flow.py). The class term keeps the original's shape (square of
 one minus the batch-mean cosine) without its crash; with several tokens it uses the last one, as the
 original did.
 """
@@ -66,9 +67,14 @@ def class_loss(token: torch.Tensor, label_emb: torch.Tensor, has_label: torch.Te
 
 
 def total_loss(pred, target, tokens, w: LossWeights, class_targets=None,
-               word_norms: dict[str, float] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss and its parts (as floats, for logging). `class_targets`: {head: (label_emb, has_label)}."""
-    mse = F.mse_loss(pred.float(), target.float(), reduction="mean")
+               word_norms: dict[str, float] | None = None,
+               weighting: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss and its parts (as floats, for logging). `class_targets`: {head: (label_emb, has_label)};
+    `weighting` (flow families' cosmap / sigma_sqrt): a per-sample weight of the squared error."""
+    if weighting is None:
+        mse = F.mse_loss(pred.float(), target.float(), reduction="mean")
+    else:
+        mse = (weighting.float() * (pred.float() - target.float()) ** 2).mean()
     reg = token_regularizer(tokens, w, word_norms)
     loss = mse + reg
     parts = {"mse": float(mse.detach()), "reg": float(reg.detach())}

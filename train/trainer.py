@@ -12,8 +12,8 @@ import torch
 
 from .batches import Batch, CachedInputs, as_batch
 from .config import TrainConfig
-from .inject import PromptEncoder, label_token_embeddings
-from .losses import LossWeights, diffusion_target, total_loss
+from .inject import label_token_embeddings
+from .losses import LossWeights, total_loss
 
 
 def step_seed(seed: int, micro_step: int, rank: int) -> int:
@@ -29,16 +29,17 @@ class Trainer:
         self.device, self.weight_dtype, self.rank = torch.device(device), weight_dtype, rank
         self.autocast = autocast or nullcontext
         self.beats_tokenizer = beats_tokenizer  # AudioTokenizer, needed only without the cache
-        self.prompts = PromptEncoder(base)
-        self.ids = None
+        self.ids, self._ids_batch = None, 0
+        base.configure(config)
         self.weights = LossWeights(config.lambda_l1, config.lambda_l2, config.lambda_class, config.class_loss,
                                    config.lambda_norm)
         self._label_cache: dict[tuple[str, str], tuple[torch.Tensor, bool]] = {}
         self.word_norms = word_norms(base) if config.lambda_norm else None
 
     def _prompt_ids(self, batch: int):
-        if self.ids is None or self.ids[0][0].shape[0] != batch:
-            self.ids = self.prompts.ids(self.config.prompt, batch, self.config.n_tokens, self.device)
+        if self.ids is None or self._ids_batch != batch:
+            self.ids = self.base.prompt_inputs(self.config.prompt, batch, self.config.n_tokens, self.device)
+            self._ids_batch = batch
         return self.ids
 
     def _class_targets(self, labels: list[str | None]):
@@ -76,26 +77,17 @@ class Trainer:
         torch.manual_seed(seed)  # the Embedder's training dropout draws from the global generator
         gen = torch.Generator().manual_seed(seed)
         feats, mean, std = self.frozen_inputs(batch)
-        bsz = feats.shape[0]
-        sched = self.base.noise_scheduler
+        bsz, base = feats.shape[0], self.base
         # every random draw comes from the step's own CPU generator: identical on any device and on resume
         eps_latent = torch.randn(mean.shape, generator=gen).to(self.device)
-        noise = torch.randn(mean.shape, generator=gen).to(self.device)
-        timesteps = torch.randint(0, sched.config.num_train_timesteps, (bsz,), generator=gen).to(self.device)
-        latents = (mean.float() + std.float() * eps_latent) * self.base.latent_scale
-        noisy = sched.add_noise(latents, noise, timesteps)
+        latents = base.latents(mean, std, eps_latent)
+        noisy, timesteps, target, weighting = base.noisy_input(latents, gen)
         with self.autocast():
             tokens = forward_dict(self.embedder, feats.float())
-            hidden, pooled = self.prompts.encode(self._prompt_ids(bsz), tokens)
-            kwargs = {}
-            if self.base.is_sdxl:
-                h, w = latents.shape[-2] * self.base.vae_downsample, latents.shape[-1] * self.base.vae_downsample
-                time_ids = torch.tensor([[h, w, 0, 0, h, w]], device=self.device, dtype=hidden.dtype).repeat(bsz, 1)
-                kwargs["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": time_ids}
-            pred = self.base.unet(noisy.to(self.weight_dtype), timesteps, hidden.to(self.weight_dtype), **kwargs).sample
-        target = diffusion_target(sched, latents, noise, timesteps)
+            cond = base.encode(self._prompt_ids(bsz), tokens)
+            pred = base.predict(noisy, timesteps, cond, self.weight_dtype)
         return total_loss(pred, target, tokens, self.weights, self._class_targets(batch.labels or [None] * bsz),
-                          self.word_norms)
+                          self.word_norms, weighting)
 
 
 def word_norms(base) -> dict[str, float]:

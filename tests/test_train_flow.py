@@ -1,0 +1,315 @@
+"""The flow-matching families (Flux.1, SD3.5, Qwen-Image, Z-Image) on tiny random configs of the real diffusers and
+transformers classes: detection from the folder, a few steps, the loss falling on a fixed batch, bit-identical
+resume (also after SIGKILL, for Flux), drawing with train.generate, and the injected token equal to the
+pipeline's own `encode_prompt` with the vector written into the input embeddings at the placeholder."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from factories.train_world import get_world, tiny_config
+
+from train.tiny.flow import FAMILIES, write_tiny_flow
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+REPO = Path(__file__).resolve().parents[1]
+HEADS = {"flux": {"l": 32, "t5xxl": 96}, "sd3": {"l": 32, "g": 48, "t5xxl": 96}, "qwen_image": {"qwen25_7b": 64},
+         "z_image": {"qwen3_4b": 56}}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    w = get_world(tmp_path_factory.getbasetemp() / "train_world", ())
+    for family in FAMILIES:
+        if family not in w:
+            w[family] = write_tiny_flow(w["root"] / f"flow_{family}", family)
+    return w
+
+
+def _tensors(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def _config(world, out, family, **kw):
+    settings = dict(variant=family, max_steps=2, cache_windows=1, checkpoint_every=1, learning_rate=1e-3)
+    settings.update(kw)
+    return tiny_config(world, out, **settings)
+
+
+def test_family_is_read_from_the_folder(world, tmp_path):
+    import json
+
+    from train.families import family_for
+    from train.models import load_base_model
+
+    expected = {"flux": "Flux", "sd3": "SD3", "qwen_image": "QwenImage", "z_image": "ZImage"}
+    for family in FAMILIES:
+        base = load_base_model(world[family])
+        assert type(base).__name__ == expected[family] and base.kind == family
+        assert base.widths == HEADS[family] and base.prediction_type == "flow"
+        assert not any(p.requires_grad for m in base.frozen_modules() for p in m.parameters())
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}))
+    with pytest.raises(ValueError, match="WanPipeline in model_index.json is not a family"):
+        family_for(odd)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_trains_resumes_bit_identically_and_draws(family, world, tmp_path):
+    from audiotoken_core.embedder import load_embedder
+    from train.generate import AudioImageGenerator
+    from train.loop import train
+
+    steps = dict(max_steps=4, checkpoint_every=2)
+    reference = train(_config(world, tmp_path / "ref", family, **steps))
+    emb = load_embedder(reference)
+    assert emb.widths == HEADS[family]
+    assert emb.meta.training["base_model_kind"] == family and emb.meta.training["prediction_type"] == "flow"
+    # stop at step 2, then continue to 4 from the checkpoint: the same weights, bit for bit
+    train(_config(world, tmp_path / "cut", family, max_steps=2, checkpoint_every=2))
+    resumed = train(_config(world, tmp_path / "cut", family, resume=True, **steps))
+    a, b = _tensors(reference), _tensors(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    gen = AudioImageGenerator.from_files(world[family], reference, world["beats"])
+    rows = gen.images_for_audio(torch.randn(2, 8000), 8000, seeds=[0, 0], steps=2, height=32, width=32)
+    assert len(rows) == 1 and [im.size for im in rows[0]] == [(32, 32)] * 2
+    assert rows[0][0].tobytes() == rows[0][1].tobytes()  # same token and seed -> same image
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_loss_decreases_on_a_fixed_batch(family, world, tmp_path):
+    from audiotoken_core.beats import load_beats
+    from train.batches import collate
+    from train.cache import CachedDataset
+    from train.loop import train
+    from train.models import load_base_model
+    from train.trainable import build_embedder
+    from train.trainer import Trainer
+
+    cfg = _config(world, tmp_path, family, max_steps=1, cache_windows=1, precompute_only=True)
+    train(cfg)  # the cache
+    base = load_base_model(world[family])
+    torch.manual_seed(0)
+    embedder = build_embedder(cfg, base, load_beats(world["beats"]).embed_dim, "tiny").train()
+    data = CachedDataset(cfg.cache_path)
+    batch = collate([data[(i, 0)] for i in range(4)])
+    trainer = Trainer(cfg, base, embedder, device="cpu")
+    opt = torch.optim.AdamW(embedder.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(12):
+        loss, parts = trainer.loss(batch, micro_step=0)  # same noise and timesteps every time
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(parts["mse"])
+    falls = sum(b < a for a, b in zip(losses, losses[1:]))
+    # deterministic steps (same noise, timesteps, dropout): a steady fall is the optimisation, whatever its size
+    # (a random tiny transformer reads the text weakly: Qwen-Image's falls by ~1e-4 of the loss)
+    assert losses[-1] < losses[0] and falls >= 8, losses
+
+
+def _standin_hooks(encoders_and_tokens, seen):
+    """Forward hooks writing `tokens[k]` over the k-th stand-in position of each encoder's input ids (the
+    pipeline's own tokenization), recording the ids the pipeline fed in. Every vocabulary-sized embedding table
+    of the encoder is hooked: whichever the forward calls fires."""
+    handles = []
+    for encoder, standin, tokens in encoders_and_tokens:
+        tables = [m for m in encoder.modules() if isinstance(m, torch.nn.Embedding)
+                  and m.weight.shape[1] == tokens.shape[-1] and m.weight.shape[0] > standin]
+        def hook(module, args, output, standin=standin, tokens=tokens, encoder=encoder):
+            ids = args[0]
+            seen.setdefault(id(encoder), []).append(ids.clone())
+            out = output.clone()
+            where = ids == standin
+            out[where] = tokens.reshape(-1, tokens.shape[-1]).repeat(ids.shape[0], 1).to(out.dtype)
+            return out
+
+        handles += [table.register_forward_hook(hook) for table in tables]
+    return handles
+
+
+def _pipeline_encode(base, prompt):
+    pipe = base.pipe
+    if base.kind == "flux":
+        embeds, pooled, _ = pipe.encode_prompt(prompt=prompt, prompt_2=None, device="cpu")
+        return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
+    if base.kind == "sd3":
+        embeds, _, pooled, _ = pipe.encode_prompt(prompt=prompt, prompt_2=None, prompt_3=None, device="cpu",
+                                                  do_classifier_free_guidance=False)
+        return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
+    if base.kind == "qwen_image":
+        embeds, mask = pipe.encode_prompt(prompt=prompt, device="cpu")
+        return {"prompt_embeds": embeds, "prompt_embeds_mask": mask}
+    embeds, _ = pipe.encode_prompt(prompt=prompt, device="cpu", do_classifier_free_guidance=False)
+    return {"prompt_embeds": embeds}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_token_sits_where_the_pipeline_puts_the_placeholder(family, world):
+    """Our encode with two tokens at `<*>` == the pipeline's encode_prompt of the prompt with the placeholder
+    spelled as stand-in words, their rows of the input embeddings overwritten with the same vectors."""
+    from train.inject import stand_in_word
+    from train.models import load_base_model
+
+    base = load_base_model(world[family])
+    prompt = "a photo of <*> in the rain"
+    torch.manual_seed(1)
+    tokens = {h: torch.randn(1, 2, w) for h, w in base.widths.items()}
+    inputs = base.prompt_inputs(prompt, 1, 2)
+    with torch.no_grad():
+        ours = base.encode(inputs, tokens)
+        plain = base.encode(inputs, None)
+
+    standins, marks = [], []
+    for tok, enc, head, item in zip(base.tokenizers, base.text_encoders, base.heads,
+                                    inputs if len(base.heads) > 1 else [inputs]):
+        ids, mark = item[0], item[-1]
+        (standin,) = set(ids[mark].tolist())
+        assert int(mark.sum()) == 2 and int((ids == standin).sum()) == 2
+        standins.append((enc, standin, tokens[head]))
+        marks.append((ids, mark))
+    word = stand_in_word(base.tokenizers[0])
+    assert all(stand_in_word(t) == word for t in base.tokenizers)
+    seen = {}
+    handles = _standin_hooks(standins, seen)
+    try:
+        with torch.no_grad():
+            theirs = _pipeline_encode(base, prompt.replace("<*>", f"{word} {word}"))
+    finally:
+        for h in handles:
+            h.remove()
+    for (enc, standin, _), (ids, mark) in zip(standins, marks):
+        fed = seen[id(enc)][0].cpu()
+        assert torch.equal(fed, ids) and torch.equal(fed == standin, mark)  # same ids, same place
+    for key, value in theirs.items():
+        mine = ours[key]
+        if value is None:  # Qwen-Image's encode_prompt: an all-valid mask is None
+            assert key == "prompt_embeds_mask" and bool(mine.all())
+            continue
+        if isinstance(value, list):
+            assert len(value) == len(mine) and all(torch.equal(a, b) for a, b in zip(value, mine))
+        else:
+            assert torch.equal(value.to(mine.dtype), mine), key
+    for key, value in ours.items():  # the tokens reach every part of the conditioning
+        if "mask" not in key:
+            a = value[0] if isinstance(value, list) else value
+            b = plain[key][0] if isinstance(plain[key], list) else plain[key]
+            assert not torch.equal(a, b), key
+    if family == "sd3":  # each of the three encoders' own rows: CLIP-L, CLIP-G (77 rows side by side), then T5
+        delta = (ours["prompt_embeds"] - plain["prompt_embeds"]).abs().sum(1)[0]
+        assert float(delta[:32].sum()) > 0 and float(delta[32:80].sum()) > 0
+        assert float((ours["prompt_embeds"] - plain["prompt_embeds"])[0, 77:].abs().sum()) > 0
+
+
+def test_gradient_reaches_the_tokens_through_checkpointed_transformer(world):
+    from train.models import load_base_model
+
+    base = load_base_model(world["flux"])
+    base.enable_gradient_checkpointing()
+    assert base.denoiser.gradient_checkpointing
+    tokens = {h: torch.randn(1, 1, w, requires_grad=True) for h, w in base.widths.items()}
+    cond = base.encode(base.prompt_inputs("a photo of <*>", 1, 1), tokens)
+    latents = torch.randn(1, 4, 8, 8)
+    noisy, t, target, _ = base.noisy_input(latents, torch.Generator().manual_seed(0))
+    with torch.enable_grad():
+        base.denoiser.train()  # checkpointing runs only in training mode; the weights stay frozen
+        loss = torch.nn.functional.mse_loss(base.predict(noisy, t, cond, torch.float32), target)
+        loss.backward()
+    assert all(float(t.grad.abs().sum()) > 0 for t in tokens.values())
+    assert not any(p.grad is not None for p in base.denoiser.parameters())
+
+
+def test_lora_is_refused_for_transformers(world, tmp_path):
+    from train.loop import train
+
+    with pytest.raises(ValueError, match="only the Embedder trains"):
+        train(_config(world, tmp_path, "flux", lora=True))
+
+
+def test_flow_objective_matches_the_schedulers_table():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from train.families.flow import loss_weighting, pack_2x2, sample_density, unpack_2x2
+
+    u = sample_density("logit_normal", 10000, torch.Generator().manual_seed(0))
+    assert 0 < float(u.min()) and float(u.max()) < 1 and abs(float(u.mean()) - 0.5) < 0.01
+    assert torch.equal(sample_density("none", 4, torch.Generator().manual_seed(3)),
+                       torch.rand(4, generator=torch.Generator().manual_seed(3)))
+    assert loss_weighting("none", torch.ones(2)) is None
+    x = torch.randn(2, 4, 6, 8)
+    from diffusers import FluxPipeline
+
+    assert torch.equal(pack_2x2(x), FluxPipeline._pack_latents(x, 2, 4, 6, 8))
+    assert torch.equal(unpack_2x2(pack_2x2(x), 6, 8), x)
+    shifted = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    plain = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True)
+    # SD3's static shift pushes training toward noise; Flux's dynamic shift is a sampling-time matter
+    assert float(shifted.sigmas[500]) > float(plain.sigmas[500]) + 0.2
+
+
+def test_sigkill_then_resume_matches_uninterrupted_flux(world, tmp_path):
+    from train.checkpoint import latest_checkpoint
+    from train.loop import train
+
+    steps = dict(max_steps=6, checkpoint_every=2)
+    reference = _tensors(train(_config(world, tmp_path / "ref", "flux", **steps)))
+    out = tmp_path / "killed"
+    cfg = _config(world, out, "flux", **steps)
+    args = [sys.executable, "-m", "train"]
+    for key, value in cfg.to_dict().items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag if value else "--no-" + flag[2:])
+        elif value is None or value == []:
+            continue
+        elif isinstance(value, list):
+            args += [flag, ",".join(map(str, value))] if key == "layers" else [flag, *map(str, value)]
+        else:
+            args += [flag, str(value)]
+    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{REPO / 'tests'}", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    try:
+        while latest_checkpoint(out / "checkpoints") is None:
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+            assert time.time() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = int(latest_checkpoint(out / "checkpoints").name.split("-")[1])
+    assert 2 <= killed_at < 6
+    resumed = _tensors(train(_config(world, out, "flux", resume=True, **steps)))
+    assert all(torch.equal(resumed[k], reference[k]) for k in reference)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_bf16_with_gradient_checkpointing(family, world, tmp_path):
+    """The GPU recipe (bf16 weights and autocast, checkpointing through the frozen transformer), here on CPU."""
+    from audiotoken_core.embedder import load_embedder
+    from train.loop import train
+
+    path = train(_config(world, tmp_path, family, mixed_precision="bf16", gradient_checkpointing=True))
+    emb = load_embedder(path)
+    assert emb.meta.training["mixed_precision"] == "bf16"
+    assert all(torch.isfinite(p).all() for p in emb.parameters())
+
+
+def test_original_recipe_without_cache_through_the_video_vae(world, tmp_path):
+    """Per-step VAE encoding (no cache) through Qwen-Image's video VAE, seen as an image VAE."""
+    from audiotoken_core.embedder import load_embedder
+    from train.loop import train
+
+    path = train(_config(world, tmp_path, "qwen_image", cache=False, cache_dir=None, max_steps=1))
+    assert load_embedder(path).meta.training["cache"] is False

@@ -1,0 +1,67 @@
+"""Flux.1 (FluxPipeline): the T5-XXL sequence carries the prompt, CLIP-L only its pooled vector; dev's guidance
+embedding gets a fixed guidance during training. Heads: `l` (CLIP-L, pooled) and `t5xxl`. Latents are packed
+into 2x2 patches, with image position ids, as the pipeline does."""
+
+from __future__ import annotations
+
+import torch
+
+from ..inject import tokenize_marked, tokens_written
+from .flow import FlowFamily, load_pipeline, pack_2x2, unpack_2x2
+
+PIPELINES = ("FluxPipeline",)
+T5_LENGTH = 512  # the pipeline's max_sequence_length
+
+
+class Flux(FlowFamily):
+    kind = "flux"
+    heads = ("l", "t5xxl")
+    encoder_names = ("text_encoder", "text_encoder_2")
+    tokenizer_names = ("tokenizer", "tokenizer_2")
+
+    def prompt_inputs(self, prompt: str, batch: int, n_tokens: int, device=None):
+        clip_len = int(self.pipe.tokenizer_max_length)
+        out = []
+        for tok, length in zip(self.tokenizers, (clip_len, T5_LENGTH)):
+            ids, _, marks = tokenize_marked(tok, prompt, n_tokens, padding="max_length", max_length=length,
+                                            truncation=True)
+            out.append((ids.expand(batch, -1).to(device), marks.expand(batch, -1).to(device)))
+        return out
+
+    def encode(self, inputs, tokens):
+        (clip_ids, clip_marks), (t5_ids, t5_marks) = inputs
+        clip, t5 = self.text_encoders
+        with tokens_written(clip, clip_marks, None if tokens is None else tokens["l"]):
+            pooled = clip(clip_ids, output_hidden_states=False).pooler_output
+        with tokens_written(t5, t5_marks, None if tokens is None else tokens["t5xxl"]):
+            hidden = t5(t5_ids, output_hidden_states=False)[0]
+        return {"prompt_embeds": hidden, "pooled_prompt_embeds": pooled}
+
+    def predict(self, noisy, timesteps, cond, dtype):
+        b, _, h, w = noisy.shape
+        transformer = self.denoiser
+        hidden = cond["prompt_embeds"]
+        img_ids = self.pipe._prepare_latent_image_ids(b, h // 2, w // 2, noisy.device, dtype)
+        txt_ids = torch.zeros(hidden.shape[1], 3, device=noisy.device, dtype=dtype)
+        guidance = None
+        if transformer.config.guidance_embeds:
+            guidance = torch.full((b,), self.train_guidance, device=noisy.device, dtype=torch.float32)
+        out = transformer(hidden_states=pack_2x2(noisy).to(dtype), timestep=timesteps / 1000, guidance=guidance,
+                          pooled_projections=cond["pooled_prompt_embeds"].to(dtype),
+                          encoder_hidden_states=hidden.to(dtype), txt_ids=txt_ids, img_ids=img_ids,
+                          return_dict=False)[0]
+        return unpack_2x2(out, h, w)
+
+    def sample_kwargs(self, cond, uncond, guidance, dtype):
+        # dev is guidance-distilled: the guidance goes into the embedding, no unconditional branch
+        return dict(prompt_embeds=cond["prompt_embeds"].to(dtype),
+                    pooled_prompt_embeds=cond["pooled_prompt_embeds"].to(dtype), guidance_scale=guidance)
+
+    def unpack(self, latents, h, w):
+        return unpack_2x2(latents, h, w)
+
+
+def load(folder) -> Flux:
+    from diffusers import FluxPipeline
+
+    return Flux(load_pipeline(FluxPipeline, folder), str(folder)).freeze()
