@@ -70,7 +70,10 @@ def test_trains_resumes_bit_identically_and_draws(family, world, tmp_path):
     from train.loop import train
 
     steps = dict(max_steps=4, checkpoint_every=2)
-    reference = train(_config(world, tmp_path / "ref", family, **steps))
+    # validation images must not disturb the training randomness either
+    reference = train(_config(world, tmp_path / "ref", family, validation_every=4, validation_steps=2,
+                              validation_count=1, validation_size="32x32", **steps))
+    assert (tmp_path / "ref" / "validation" / "step-00000004.png").is_file()
     emb = load_embedder(reference)
     assert emb.widths == HEADS[family]
     assert emb.meta.training["base_model_kind"] == family and emb.meta.training["prediction_type"] == "flow"
@@ -229,11 +232,17 @@ def test_gradient_reaches_the_tokens_through_checkpointed_transformer(world):
     assert not any(p.grad is not None for p in base.denoiser.parameters())
 
 
-def test_lora_is_refused_for_transformers(world, tmp_path):
+def test_lora_and_odd_frame_sizes_are_refused(world, tmp_path):
     from train.loop import train
 
     with pytest.raises(ValueError, match="only the Embedder trains"):
         train(_config(world, tmp_path, "flux", lora=True))
+    from train.models import load_base_model
+
+    base = load_base_model(world["qwen_image"])
+    # --frame-size is already a multiple of 8; with SD's VAE (/8) 8 x odd gives an odd latent side
+    with pytest.raises(ValueError, match="12x10 do not fit qwen_image's 2x2 latent patches"):
+        base.latents(torch.zeros(1, 4, 5, 6), torch.ones(1, 4, 5, 6), torch.zeros(1, 4, 5, 6))
 
 
 def test_flow_objective_matches_the_schedulers_table():

@@ -130,6 +130,9 @@ class TrainConfig:
         group=_RUN)
     validation_steps: int = option(25, "sampling steps for validation images", group=_RUN)
     validation_guidance: float = option(7.5, "guidance scale for validation images", group=_RUN)
+    validation_size: str | None = option(
+        None, "validation image size WxH (default: the base model's own, e.g. 512 for SD1.5, 1024 for Flux.1)",
+        group=_RUN)
     progress: bool = option(True, "show tqdm progress bars", group=_RUN)
 
     def __post_init__(self):
@@ -155,6 +158,14 @@ class TrainConfig:
                 problems.append(f"{flag(f.name)} must be one of {', '.join(choices)} (got {value})")
         if self.checkpoint_every < 1:
             problems.append("--checkpoint-every must be >= 1")
+        for name in ("frame_size", "validation_size"):
+            if getattr(self, name):
+                from .data.frames import parse_size
+
+                try:
+                    parse_size(getattr(self, name))
+                except ValueError as exc:
+                    problems.append(f"{flag(name)}: {exc}")
         if problems:
             raise ValueError("invalid training settings:\n  - " + "\n  - ".join(problems))
 

@@ -19,7 +19,7 @@ class Run:
     accelerator: object
     mixed: str  # one of train.precision.PRECISIONS
     dataset: object  # train.data.ClipDataset
-    base: object  # train.models.BaseModel
+    base: object  # a family of train/families (train.models.load_base_model)
     beats: torch.nn.Module
     embedder: torch.nn.Module
     tokenizer: object  # AudioTokenizer(beats, embedder)

@@ -46,6 +46,7 @@ def save_grid(rows: list[list], path: Path) -> "object":
 
 
 def validate(run: Run, sounds, step: int, writer) -> None:
+    from .data.frames import parse_size
     from .generate import AudioImageGenerator
 
     config, base, embedder, beats, device = run.config, run.base, run.embedder, run.beats, run.device
@@ -56,10 +57,12 @@ def validate(run: Run, sounds, step: int, writer) -> None:
         if base.vae.device != device:
             base.vae.to(device)
         gen = AudioImageGenerator(base, embedder, beats, device=device, dtype=run.weight_dtype)
+        width, height = parse_size(config.validation_size) if config.validation_size else (None, None)
         rows = []
         for _, wave, rate in sounds:
             rows.extend(gen.images_for_audio(wave, rate, prompt=config.prompt, seeds=[config.seed],
-                                             steps=config.validation_steps, guidance=config.validation_guidance))
+                                             steps=config.validation_steps, guidance=config.validation_guidance,
+                                             height=height, width=width))
         grid = save_grid([[img for row in rows for img in row]], run.out / "validation" / f"step-{step:08d}.png")
         if writer is not None:
             import numpy as np

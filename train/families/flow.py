@@ -125,7 +125,14 @@ class FlowFamily:
             (getattr(enc, "activation_checkpointing_enable", None) or enc.gradient_checkpointing_enable)()
 
     # ---- the objective
+    def check_size(self, latents: torch.Tensor) -> None:
+        if latents.shape[-1] % 2 or latents.shape[-2] % 2:  # every flow transformer here takes 2x2 latent patches
+            f = self.vae_downsample
+            raise ValueError(f"frames of {latents.shape[-1] * f}x{latents.shape[-2] * f} do not fit {self.kind}'s "
+                             f"2x2 latent patches: --frame-size sides must be multiples of {2 * f}")
+
     def latents(self, mean: torch.Tensor, std: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        self.check_size(mean)
         cfg = self.vae.config
         z = mean.float() + std.float() * eps
         return (z - float(getattr(cfg, "shift_factor", 0.0) or 0.0)) * float(cfg.scaling_factor)

@@ -67,6 +67,7 @@ class QwenImage(FlowFamily):
         return mean, std
 
     def latents(self, mean, std, eps):
+        self.check_size(mean)
         z = mean.float() + std.float() * eps
         m, s = self._stats(z)
         return (z - m) / s
