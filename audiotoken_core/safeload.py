@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from safetensors import SafetensorError
 
 from . import file_format
 
@@ -38,7 +39,8 @@ def load_torch_checkpoint(path: str | os.PathLike) -> dict:
                 "`python -m audiotoken_core.convert` from a trusted environment, or use a .safetensors file."
             ) from exc
         raise ValueError(f"{path.name}: not a readable torch checkpoint ({_first_line(msg)})") from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, SafetensorError) as exc:
+        # SafetensorError: torch 2.15's torch.load reads a file named *.safetensors with safetensors itself.
         raise ValueError(
             f"{path.name}: the file is truncated or corrupt ({_first_line(str(exc))}); download it again"
         ) from exc

@@ -4,6 +4,10 @@ ComfyUI's internals change between releases (`SDTokenizer._try_get_embedding` ch
 0.28.0). Each feature below lists the host details it relies on. A missing one gives a single log line at
 start-up naming the ComfyUI version and the detail, and the nodes that need it fail with the same message,
 instead of a traceback in the middle of a prompt.
+
+No version number is compared: a host of any version passes when it has what FEATURES lists, so the releases
+read but not run in CI (0.34-0.39, docs/design.md "Host compatibility") load, and one that drops a detail is
+named whatever its number.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ BASE_VENV="$(cd "${AUDIOTOKEN_VENV:-.venv}" && pwd)"
 version="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$tree/comfyui_version.py")"
 [ -n "$version" ] || { echo "no comfyui_version.py in $tree: not a ComfyUI tree" >&2; exit 2; }
 home="$PWD/.hosts/$version"
+# One host venv per base venv (the newest-torch leg layers its own over .venv-newest-torch).
+[ "$BASE_VENV" = "$PWD/.venv" ] || home="$home-$(basename "$BASE_VENV")"
 mkdir -p "$home"
 
 # A fresh copy each run: the host writes caches and bytecode next to its sources.
