@@ -322,3 +322,42 @@ def test_original_recipe_without_cache_through_the_video_vae(world, tmp_path):
 
     path = train(_config(world, tmp_path, "qwen_image", cache=False, cache_dir=None, max_steps=1))
     assert load_embedder(path).meta.training["cache"] is False
+
+
+def _host_tokenizers():
+    trees = sorted((REPO.parent / "shared" / "hosts").glob("comfyui-*/comfy"))
+    return trees[-1] if trees else None
+
+
+@pytest.mark.skipif(_host_tokenizers() is None, reason="needs a ComfyUI tree in ../shared/hosts for real tokenizer files")
+def test_placeholder_on_the_real_tokenizers():
+    """CLIP-L, T5-XXL and Qwen2.5 as shipped (ComfyUI's copies of their files): the stand-ins are one token each,
+    marked exactly, a real word equal to the stand-in stays text, and Qwen-Image's 34 dropped template tokens are
+    exactly its system prefix."""
+    from transformers import CLIPTokenizer, Qwen2TokenizerFast, T5TokenizerFast
+
+    from train.inject import stand_in_word, tokenize_marked
+
+    comfy = _host_tokenizers()
+    toks = {"clip": CLIPTokenizer.from_pretrained(comfy / "sd1_tokenizer"),
+            "t5": T5TokenizerFast.from_pretrained(comfy / "text_encoders" / "t5_tokenizer"),
+            "qwen": Qwen2TokenizerFast.from_pretrained(comfy / "text_encoders" / "qwen25_tokenizer")}
+    for name, tok in toks.items():
+        assert stand_in_word(tok) == "dog", name
+        ids, _, marks = tokenize_marked(tok, "a dog photo of <*>, and <*> in the rain", 2)
+        words = tok.convert_ids_to_tokens(ids[0].tolist())
+        dog = [i for i, w in enumerate(words) if w.strip("▁Ġ").replace("</w>", "") == "dog"]
+        assert len(dog) == 5 and marks[0].nonzero().flatten().tolist() == dog[1:], (name, words)
+    qwen = toks["qwen"]
+    template, drop = _qwen_image_template()
+    ids, _, marks = tokenize_marked(qwen, template.format("a photo of <*>"), 1)
+    assert qwen.decode(ids[0, :drop]).endswith("<|im_start|>user\n") and qwen.decode(ids[0, drop:]).startswith("a photo")
+    assert int(marks[0, :drop].sum()) == 0 and int(marks.sum()) == 1
+
+
+def _qwen_image_template():
+    """The pipeline sets its template and drop index in __init__: read them from a tiny one."""
+    from train.tiny.flow import tiny_flow_pipeline
+
+    pipe = tiny_flow_pipeline("qwen_image")
+    return pipe.prompt_template_encode, pipe.prompt_template_encode_start_idx
