@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 import torchaudio
-import torchaudio.compliance.kaldi as kaldi
 import torchaudio.functional as AF
 from safetensors.torch import save_file
+from torchaudio.compliance import kaldi
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "torchaudio" / "front_end.safetensors"
 SEED = 17
