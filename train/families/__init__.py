@@ -30,7 +30,7 @@ import importlib
 import json
 from pathlib import Path
 
-FAMILY_FILES = ("unet", "flux", "sd3", "qwen_image", "z_image")
+FAMILY_FILES = ("unet", "flux", "sd3", "qwen_image", "z_image", "flux2_klein")
 
 
 def family_modules() -> dict[str, object]:

@@ -5,7 +5,9 @@
 * ``sd3``        — StableDiffusion3Pipeline: two CLIPTextModelWithProjection + T5EncoderModel, SD3Transformer2DModel;
 * ``qwen_image`` — QwenImagePipeline: Qwen2_5_VLForConditionalGeneration, QwenImageTransformer2DModel,
                    AutoencoderKLQwenImage (per-channel latent mean and std);
-* ``z_image``    — ZImagePipeline: Qwen3Model, ZImageTransformer2DModel.
+* ``z_image``    — ZImagePipeline: Qwen3Model, ZImageTransformer2DModel;
+* ``flux2_klein`` — Flux2KleinPipeline: Qwen3ForCausalLM (28 layers: the pipeline reads layers 9, 18, 27),
+                   Flux2Transformer2DModel, AutoencoderKLFlux2 (2x2 patches, batch-norm statistics).
 
 Tokenizers are written from scratch (a unigram T5 tokenizer, a byte-level BPE Qwen tokenizer with a chat template),
 so nothing is downloaded. Every width differs from every other, so a head wired to the wrong encoder fails.
@@ -20,11 +22,12 @@ import torch
 
 from .sd import _bytes_to_unicode, _text_config, write_tiny_tokenizer
 
-FAMILIES = ("flux", "sd3", "qwen_image", "z_image")
+FAMILIES = ("flux", "sd3", "qwen_image", "z_image", "flux2_klein")
 CLIP_L_WIDTH, CLIP_G_WIDTH = 32, 48
 T5_WIDTH = 96  # SD3 pads the CLIP sequence (32 + 48) to the T5 width, so T5 is the widest
 QWEN25_WIDTH = 64
 QWEN3_WIDTH = 56
+KLEIN_WIDTH = 40
 LATENT_CHANNELS = 4
 _WORDS = ["a", "photo", "of", "dog", "cat", "bird", "in", "the", "rain", "sound", "an", "image", "with"]
 CHAT_TEMPLATE = (
@@ -185,7 +188,30 @@ def _z_image():
                           tokenizer=tok, transformer=transformer)
 
 
-_BUILDERS = {"flux": _flux, "sd3": _sd3, "qwen_image": _qwen_image, "z_image": _z_image}
+def _flux2_klein():
+    from diffusers import AutoencoderKLFlux2, Flux2KleinPipeline, Flux2Transformer2DModel
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    tok = tiny_qwen_tokenizer()
+    text = Qwen3ForCausalLM(Qwen3Config(vocab_size=len(tok), hidden_size=KLEIN_WIDTH, intermediate_size=48,
+                                        num_hidden_layers=28, num_attention_heads=4, num_key_value_heads=2,
+                                        head_dim=10, max_position_embeddings=2048, bos_token_id=len(tok) - 3,
+                                        eos_token_id=len(tok) - 1, tie_word_embeddings=True))
+    vae = AutoencoderKLFlux2(down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                             block_out_channels=(8, 16), layers_per_block=1, latent_channels=LATENT_CHANNELS,
+                             norm_num_groups=4, sample_size=32, mid_block_add_attention=False)
+    with torch.no_grad():  # statistics the latents are normalised by, not the identity
+        vae.bn.running_mean.copy_(torch.linspace(-0.2, 0.2, vae.bn.running_mean.numel()))
+        vae.bn.running_var.copy_(torch.linspace(0.5, 2.0, vae.bn.running_var.numel()))
+    transformer = Flux2Transformer2DModel(patch_size=1, in_channels=LATENT_CHANNELS * 4, num_layers=1,
+                                          num_single_layers=1, attention_head_dim=8, num_attention_heads=2,
+                                          joint_attention_dim=3 * KLEIN_WIDTH, timestep_guidance_channels=16,
+                                          axes_dims_rope=(2, 2, 2, 2), guidance_embeds=False)
+    return Flux2KleinPipeline(scheduler=_flow_scheduler(**_DYNAMIC), vae=vae, text_encoder=text, tokenizer=tok,
+                              transformer=transformer)
+
+
+_BUILDERS = {"flux": _flux, "sd3": _sd3, "qwen_image": _qwen_image, "z_image": _z_image, "flux2_klein": _flux2_klein}
 
 
 def tiny_flow_pipeline(family: str, seed: int = 0):
