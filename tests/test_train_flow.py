@@ -365,3 +365,27 @@ def _qwen_image_template():
 
     pipe = tiny_flow_pipeline("qwen_image")
     return pipe.prompt_template_encode, pipe.prompt_template_encode_start_idx
+
+
+def test_ddp_two_processes_flux(world, tmp_path):
+    """accelerate DDP (two CPU processes over gloo, launched by torchrun): precompute sharded, gradients exchanged,
+    one Embedder written."""
+    import socket
+
+    from audiotoken_core.embedder import load_embedder
+
+    cfg = _config(world, tmp_path / "out", "flux", batch_size=1, cache_dir=str(tmp_path / "cache"))
+    (tmp_path / "cfg.json").write_text(cfg.to_json())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{REPO / 'tests'}", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+                          "127.0.0.1", "--master_port", str(port), "-m", "train", "--config", str(tmp_path / "cfg.json")],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    log = run.stdout + run.stderr
+    assert "x2" in log and "precompute[0]" in log and "precompute[1]" in log
+    emb = load_embedder(tmp_path / "out" / "audiotoken-embedder.safetensors")
+    assert emb.meta.training["world_size"] == 2 and emb.widths == HEADS["flux"]
+    assert all(torch.isfinite(p).all() for p in emb.parameters())
