@@ -57,6 +57,10 @@ def test_family_is_read_from_the_folder(world, tmp_path):
         assert type(base).__name__ == expected[family] and base.kind == family
         assert base.widths == HEADS[family] and base.prediction_type == "flow"
         assert not any(p.requires_grad for m in base.frozen_modules() for p in m.parameters())
+    # a bf16 run loads the big parts in bf16 (host memory), the VAE in fp32 (the cache encodes in it)
+    half = load_base_model(world["qwen_image"], dtype=torch.bfloat16)
+    assert half.denoiser.dtype == torch.bfloat16 and half.text_encoders[0].dtype == torch.bfloat16
+    assert next(half.vae.parameters()).dtype == torch.float32
     odd = tmp_path / "odd"
     odd.mkdir()
     (odd / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}))

@@ -75,7 +75,7 @@ class AudioImageGenerator:
                             "or the official lora_layers_learned_embeds.bin: --lora official)")
         if problems:
             raise MissingModelError("missing model files:\n  - " + "\n  - ".join(problems))
-        base = load_base_model(base_model, base_config)
+        base = load_base_model(base_model, base_config, dtype=dtype)
         if lora is not None:
             from .lora import load_lora
 
@@ -175,6 +175,17 @@ OFFICIAL_FILES = {"base_model": ("stable-diffusion-v1-5", "base_model"), "embedd
                   "lora": ("lora_layers_learned_embeds.bin", "lora")}
 
 
+def default_dtype(base_model: Path) -> str:
+    if not torch.cuda.is_available():
+        return "fp32"
+    from .families import family_for, unet
+
+    folder = Path(base_model)
+    if folder.is_dir() and (folder / "model_index.json").is_file() and family_for(folder) is not unet:
+        return "bf16"
+    return "fp16"
+
+
 def default_cache_dir() -> Path:
     if os.environ.get("AUDIOTOKEN_CACHE"):
         return Path(os.environ["AUDIOTOKEN_CACHE"]).expanduser()
@@ -206,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offset", type=float, default=0.0, help="window start in seconds")
     p.add_argument("--mode", choices=["first", "mean"], default="first", help="one window, or the mean over all windows")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp16" if torch.cuda.is_available() else "fp32")
+    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"],
+                   help="default: fp32 on CPU; on GPU fp16 for SD models, bf16 for the transformer families "
+                        "(Flux.1 overflows in fp16)")
     return p
 
 
@@ -279,7 +292,7 @@ def main(argv=None) -> int:
     if problems:
         print("cannot generate; missing files:\n  - " + "\n  - ".join(problems), file=sys.stderr)
         return 2
-    dtype = torch_dtype(args.dtype)
+    dtype = torch_dtype(args.dtype or default_dtype(paths["base_model"]))
     try:
         gen = AudioImageGenerator.from_files(str(paths["base_model"]), str(paths["embedder"]), str(paths["beats"]),
                                              args.device, dtype, base_config=args.base_config,

@@ -98,7 +98,7 @@ def setup_run(config: TrainConfig) -> Run:
     dataset = open_dataset(config.data, config.split, exclude, config.official_filters)
     if accelerator.is_main_process:
         log.info("%r", dataset)
-    base = load_base_model(config.base_model, config.base_config)
+    base = load_base_model(config.base_model, config.base_config, dtype=torch_dtype(mixed))
     if config.lora and not hasattr(base, "unet"):
         raise ValueError(f"--lora trains a UNet LoRA; {config.base_model} is a {base.kind} model (a transformer): "
                          "only the Embedder trains there")
@@ -171,8 +171,11 @@ def prepare_step_models(run: Run) -> None:
         run.lora_params = add_lora(base.unet, config.lora_rank)
     if config.gradient_checkpointing:
         base.enable_gradient_checkpointing()
-    if config.compile and hasattr(base, "unet"):
-        base.unet = torch.compile(base.unet)
+    if config.compile:
+        if hasattr(base, "unet"):
+            base.unet = torch.compile(base.unet)
+        elif run.main:
+            log.warning("--compile compiles a UNet; the %s transformer runs uncompiled", base.kind)
     run.embedder.to(run.device)
     run.embedder.train()
 

@@ -61,9 +61,11 @@ def missing_base_files(path: str | Path, config: str | Path | None = None) -> li
     return problems
 
 
-def load_base_model(path: str | Path, config: str | Path | None = None):
+def load_base_model(path: str | Path, config: str | Path | None = None, dtype=None):
     """The frozen base model, its family read from the folder (model_index.json's `_class_name`); all parts on
-    CPU in float32 and frozen: call `.to()` afterwards. A single-file checkpoint is a UNet family's."""
+    CPU and frozen: call `.to()` afterwards. A single-file checkpoint is a UNet family's. UNet families load in
+    float32; the transformer families load their text encoders and transformer in `dtype` (the run's precision;
+    default float32) and the VAE in float32, so a 20B transformer never sits in host memory at 4 bytes a weight."""
     from .families import family_for, unet
 
     problems = missing_base_files(path, config)
@@ -72,4 +74,5 @@ def load_base_model(path: str | Path, config: str | Path | None = None):
     path = Path(path)
     if path.is_file():
         return unet.load(path, config)
-    return family_for(path).load(path)
+    module = family_for(path)
+    return module.load(path) if module is unet else module.load(path, dtype=dtype)

@@ -1,7 +1,8 @@
 """The frozen text-to-image model behind one small interface; one file here per kind of family.
 
 A family file defines `PIPELINES` (the diffusers pipeline class names it serves, as model_index.json's
-`_class_name` spells them) and `load(folder)`, which returns an object with:
+`_class_name` spells them) and `load(folder, dtype)` (the UNet file: `load(path, config)`, single files too),
+which returns an object with:
 
 * `kind`, `heads` (Embedder head per text encoder, in the order of `tokenizers` / `text_encoders`), `widths`,
   `vae`, `denoiser` (UNet or transformer), `prediction_type` (epsilon, v_prediction or flow);

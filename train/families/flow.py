@@ -178,8 +178,12 @@ class FlowFamily:
         return self.vae.decode(z.to(self.vae.device, dtype)).sample
 
 
-def load_pipeline(cls, folder: str | Path):
-    return cls.from_pretrained(str(folder), local_files_only=True)
+def load_pipeline(cls, folder: str | Path, dtype: torch.dtype | None = None):
+    """The pipeline's parts in `dtype` (default float32), the VAE in float32 (the cache encodes in it)."""
+    kwargs = {}
+    if dtype is not None and dtype != torch.float32:
+        kwargs["dtype"] = {"default": dtype, "vae": torch.float32}
+    return cls.from_pretrained(str(folder), local_files_only=True, **kwargs)
 
 
 def pack_2x2(latents: torch.Tensor) -> torch.Tensor:

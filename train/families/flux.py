@@ -61,7 +61,7 @@ class Flux(FlowFamily):
         return unpack_2x2(latents, h, w)
 
 
-def load(folder) -> Flux:
+def load(folder, dtype=None) -> Flux:
     from diffusers import FluxPipeline
 
-    return Flux(load_pipeline(FluxPipeline, folder), str(folder)).freeze()
+    return Flux(load_pipeline(FluxPipeline, folder, dtype), str(folder)).freeze()

@@ -92,7 +92,7 @@ class Flux2Klein(FlowFamily):
         return kwargs
 
 
-def load(folder) -> Flux2Klein:
+def load(folder, dtype=None) -> Flux2Klein:
     from diffusers import Flux2KleinPipeline
 
-    return Flux2Klein(load_pipeline(Flux2KleinPipeline, folder), str(folder)).freeze()
+    return Flux2Klein(load_pipeline(Flux2KleinPipeline, folder, dtype), str(folder)).freeze()

@@ -116,7 +116,7 @@ class QwenImage(FlowFamily):
         return unpack_2x2(latents, h, w)
 
 
-def load(folder) -> QwenImage:
+def load(folder, dtype=None) -> QwenImage:
     from diffusers import QwenImagePipeline
 
-    return QwenImage(load_pipeline(QwenImagePipeline, folder), str(folder)).freeze()
+    return QwenImage(load_pipeline(QwenImagePipeline, folder, dtype), str(folder)).freeze()

@@ -62,7 +62,7 @@ class SD3(FlowFamily):
         return side, side
 
 
-def load(folder) -> SD3:
+def load(folder, dtype=None) -> SD3:
     from diffusers import StableDiffusion3Pipeline
 
-    return SD3(load_pipeline(StableDiffusion3Pipeline, folder), str(folder)).freeze()
+    return SD3(load_pipeline(StableDiffusion3Pipeline, folder, dtype), str(folder)).freeze()

@@ -52,7 +52,7 @@ class ZImage(FlowFamily):
                     negative_prompt_embeds=[c.to(dtype) for c in uncond["prompt_embeds"]], guidance_scale=guidance)
 
 
-def load(folder) -> ZImage:
+def load(folder, dtype=None) -> ZImage:
     from diffusers import ZImagePipeline
 
-    return ZImage(load_pipeline(ZImagePipeline, folder), str(folder)).freeze()
+    return ZImage(load_pipeline(ZImagePipeline, folder, dtype), str(folder)).freeze()
