@@ -1,7 +1,7 @@
-"""The flow-matching families (Flux.1, SD3.5, Qwen-Image, Z-Image, Flux.2 klein) on tiny random configs of the real diffusers and
-transformers classes: detection from the folder, a few steps, the loss falling on a fixed batch, bit-identical
-resume (also after SIGKILL, for Flux), drawing with train.generate, and the injected token equal to the
-pipeline's own `encode_prompt` with the vector written into the input embeddings at the placeholder."""
+"""The flow-matching families (Flux.1, SD3.5, Qwen-Image, Z-Image, Flux.2 klein) on tiny random configs of the
+real diffusers and transformers classes: detection from the folder, a few steps, the loss falling on a fixed batch,
+bit-identical resume (also after SIGKILL, for Flux), DDP, drawing with train.generate, and the injected token equal
+to the pipeline's own `encode_prompt` with the vector written into the input embeddings at the placeholder."""
 
 import os
 import signal
@@ -50,10 +50,15 @@ def test_family_is_read_from_the_folder(world, tmp_path):
     from train.families import family_for
     from train.models import load_base_model
 
+    from train.families import INTERFACE
+
     expected = {"flux": "Flux", "sd3": "SD3", "qwen_image": "QwenImage", "z_image": "ZImage",
                 "flux2_klein": "Flux2Klein"}
+    sd1 = load_base_model(get_world(world["root"], ("sd1",))["sd1"])
+    assert [n for n in INTERFACE if not hasattr(sd1, n)] == [] and sd1.kind == "sd1"
     for family in FAMILIES:
         base = load_base_model(world[family])
+        assert [n for n in INTERFACE if not hasattr(base, n)] == [], family
         assert type(base).__name__ == expected[family] and base.kind == family
         assert base.widths == HEADS[family] and base.prediction_type == "flow"
         assert not any(p.requires_grad for m in base.frozen_modules() for p in m.parameters())
@@ -88,6 +93,15 @@ def test_trains_resumes_bit_identically_and_draws(family, world, tmp_path):
     a, b = _tensors(reference), _tensors(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
+    if family == "flux":  # the command line too
+        from factories.media import write_wav
+        from train.generate import main
+
+        sound = write_wav(tmp_path / "bell.wav", seconds=1.0, rate=16000)
+        rc = main(["--audio", str(sound), "--base-model", str(world[family]), "--embedder", str(reference),
+                   "--beats", str(world["beats"]), "--out", str(tmp_path / "gen"), "--steps", "2", "--height", "32",
+                   "--width", "32", "--device", "cpu", "--guidance", "3.5"])
+        assert rc == 0 and (tmp_path / "gen" / "bell_seed0.png").is_file()
     gen = AudioImageGenerator.from_files(world[family], reference, world["beats"])
     rows = gen.images_for_audio(torch.randn(2, 8000), 8000, seeds=[0, 0], steps=2, height=32, width=32)
     assert len(rows) == 1 and [im.size for im in rows[0]] == [(32, 32)] * 2
@@ -337,7 +351,8 @@ def _host_tokenizers():
     return trees[-1] if trees else None
 
 
-@pytest.mark.skipif(_host_tokenizers() is None, reason="needs a ComfyUI tree in ../shared/hosts for real tokenizer files")
+@pytest.mark.skipif(_host_tokenizers() is None,
+                    reason="needs a ComfyUI tree in ../shared/hosts for real tokenizer files")
 def test_placeholder_on_the_real_tokenizers():
     """CLIP-L, T5-XXL and Qwen2.5 as shipped (ComfyUI's copies of their files): the stand-ins are one token each,
     marked exactly, a real word equal to the stand-in stays text, and Qwen-Image's 34 dropped template tokens are
@@ -359,7 +374,8 @@ def test_placeholder_on_the_real_tokenizers():
     qwen = toks["qwen"]
     template, drop = _qwen_image_template()
     ids, _, marks = tokenize_marked(qwen, template.format("a photo of <*>"), 1)
-    assert qwen.decode(ids[0, :drop]).endswith("<|im_start|>user\n") and qwen.decode(ids[0, drop:]).startswith("a photo")
+    assert qwen.decode(ids[0, :drop]).endswith("<|im_start|>user\n")
+    assert qwen.decode(ids[0, drop:]).startswith("a photo")
     assert int(marks[0, :drop].sum()) == 0 and int(marks.sum()) == 1
 
 
@@ -385,7 +401,8 @@ def test_ddp_two_processes_flux(world, tmp_path):
         port = s.getsockname()[1]
     env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{REPO / 'tests'}", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-                          "127.0.0.1", "--master_port", str(port), "-m", "train", "--config", str(tmp_path / "cfg.json")],
+                          "127.0.0.1", "--master_port", str(port), "-m", "train",
+                          "--config", str(tmp_path / "cfg.json")],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     log = run.stdout + run.stderr

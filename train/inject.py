@@ -157,7 +157,8 @@ def _overlapping(offsets, spans) -> list[int]:
     return [i for i, (a, b) in enumerate(offsets) if b > a and any(a < e and b > s for s, e in spans)]
 
 
-def tokenize_marked(tokenizer, text: str, n_tokens: int = 1, **kwargs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def tokenize_marked(tokenizer, text: str, n_tokens: int = 1,
+                    **kwargs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`(input_ids[1, L], attention_mask[1, L], is_token[1, L])` of `text` tokenized as the pipeline does
     (`kwargs`: its padding, max_length, truncation), with each placeholder spelled as `n_tokens` stand-in
     words whose positions `is_token` marks. Works for any fast tokenizer (CLIP, T5, Qwen), templates included."""

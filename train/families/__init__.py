@@ -31,6 +31,12 @@ import importlib
 import json
 from pathlib import Path
 
+# what every family object answers (the list above), checked by the tests for each family
+INTERFACE = ("kind", "heads", "widths", "tokenizers", "text_encoders", "vae", "denoiser", "prediction_type",
+             "configure", "prompt_inputs", "encode", "latents", "noisy_input", "predict", "pipeline", "sample",
+             "decode", "default_size", "frozen_modules", "step_modules", "freeze", "to",
+             "enable_gradient_checkpointing")
+
 FAMILY_FILES = ("unet", "flux", "sd3", "qwen_image", "z_image", "flux2_klein")
 
 

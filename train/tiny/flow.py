@@ -153,8 +153,8 @@ def _qwen_image():
     tok = tiny_qwen_tokenizer()
     text = dict(vocab_size=len(tok), hidden_size=QWEN25_WIDTH, intermediate_size=96, num_hidden_layers=2,
                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                bos_token_id=len(tok) - 3, eos_token_id=len(tok) - 1, initializer_range=0.2, rope_scaling={"type": "mrope", "mrope_section": [2, 2, 4]}, rope_parameters={
-                    "rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 2, 4]})
+                bos_token_id=len(tok) - 3, eos_token_id=len(tok) - 1, initializer_range=0.2,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 2, 4]})
     config = Qwen2_5_VLConfig(text_config=text, vision_config=dict(depth=1, hidden_size=16, intermediate_size=32,
                                                                     num_heads=2, out_hidden_size=QWEN25_WIDTH,
                                                                     fullatt_block_indexes=[0]),
@@ -189,7 +189,11 @@ def _z_image():
 
 
 def _flux2_klein():
-    from diffusers import AutoencoderKLFlux2, Flux2KleinPipeline, Flux2Transformer2DModel
+    from diffusers import (
+        AutoencoderKLFlux2,
+        Flux2KleinPipeline,
+        Flux2Transformer2DModel,
+    )
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     tok = tiny_qwen_tokenizer()
