@@ -7,7 +7,7 @@
 #           the host's pinned requirements layered over the core venv (scripts/host_env.sh);
 #   newest  the newest torch on PyPI (read at run time) with NO torchaudio installed (scripts/newest_torch_env.sh,
 #           venv .venv-newest-torch): the core suite, then tests/host/test_no_torchaudio.py on the trees in
-#           AUDIOTOKEN_NEWEST_HOSTS (default ../shared/hosts/comfyui-0.33.0/).
+#           AUDIOTOKEN_NEWEST_HOSTS (default: every tree in ../shared/hosts/; about half a minute each).
 # AUDIOTOKEN_LEGS picks the legs (default "core hosts newest"): `AUDIOTOKEN_LEGS=newest bash scripts/test.sh`
 # runs only the third one.
 # Arguments go to pytest and select tests: `bash scripts/test.sh tests/test_audio.py` runs only that file in the
@@ -97,7 +97,7 @@ if [[ "$legs" == *" newest "* ]]; then
         run newest-core "newest torch: core" "$NEWEST_VENV/bin/python" --ignore=tests/host "${core_args[@]:-tests}" \
             || status=1
     fi
-    newest_hosts="${AUDIOTOKEN_NEWEST_HOSTS:-$(ls -d ../shared/hosts/comfyui-0.33.0/ 2>/dev/null || true)}"
+    newest_hosts="${AUDIOTOKEN_NEWEST_HOSTS:-$(ls -d ../shared/hosts/*/ 2>/dev/null || true)}"
     if [ -z "$newest_hosts" ]; then
         echo "No ComfyUI tree for the newest-torch leg (AUDIOTOKEN_NEWEST_HOSTS): its node test NOT run." >&2
         if [ -n "${CI:-}" ]; then status=1; fi

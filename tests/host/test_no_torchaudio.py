@@ -2,10 +2,11 @@
 
 ComfyUI stopped installing torchaudio (0.38), and torchaudio's last release pins an older torch, so a current
 install has none. The check runs in a fresh interpreter (no_torchaudio_child.py): there the host's own modules
-load first (the trees CI has predate 0.37 and import torchaudio themselves), then an import hook makes every
-`import torchaudio...` raise, and ComfyUI's own loader loads the pack from custom_nodes/ and each registered node
-is executed once, the models fetched by Download Models from a mirror on 127.0.0.1. A refusal names the module
-that asked and the pack files on the import stack, so a failure says which import to remove.
+load first (the trees CI has predate 0.37 and import torchaudio themselves), then an import hook makes torchaudio
+look uninstalled (`import torchaudio...` raises, `find_spec` answers None), and ComfyUI's own loader loads the
+pack from custom_nodes/ and each registered node is executed once, the models fetched by Download Models from a
+mirror on 127.0.0.1. An import after the block names the importing file and the pack files on the import stack,
+so a failure says which import to remove. Runs on every host tree, in CI's hosts and newest legs.
 """
 
 from __future__ import annotations
