@@ -7,8 +7,8 @@ official Embedder, BEATs) from a cache folder (--cache-dir, $AUDIOTOKEN_CACHE, d
 downloads the missing ones first, each verified before use (--no-download: list them instead). A missing path
 given explicitly is downloaded too when its name is one of the official files.
 
-Every family of `train/families/` draws (SD1/SD2/SDXL, Flux.1, SD3.5, Qwen-Image, Z-Image), read from the
-folder. Conditioning is built by our own injection (tokens written at the placeholder of the prompt) and passed
+Every family of `train/families/` draws (SD1/SD2/SDXL, Flux.1, SD3.5, Qwen-Image, Z-Image, Flux.2 klein), read
+from the folder. Conditioning is built by our own injection (tokens written at the placeholder of the prompt) and passed
 to the family's diffusers pipeline as `prompt_embeds`; the unconditional branch, where the family has one, is
 the empty prompt, as in the original inference code.
 """
@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"],
                    help="default: fp32 on CPU; on GPU fp16 for SD models, bf16 for the transformer families "
-                        "(Flux.1 overflows in fp16)")
+                        "(whose published weights are bf16)")
     return p
 
 

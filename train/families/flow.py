@@ -84,10 +84,6 @@ class FlowFamily:
     def vae(self):
         return self.pipe.vae
 
-    @vae.setter
-    def vae(self, module):
-        self.pipe.vae = module
-
     @property
     def denoiser(self) -> torch.nn.Module:
         return self.pipe.transformer

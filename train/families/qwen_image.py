@@ -52,10 +52,6 @@ class QwenImage(FlowFamily):
     def vae(self):
         return self.frame_vae
 
-    @vae.setter
-    def vae(self, module):
-        self.frame_vae = module
-
     @property
     def vae_downsample(self) -> int:
         return int(self.pipe.vae_scale_factor)
