@@ -89,9 +89,15 @@ if [[ "$legs" == *" hosts "* ]]; then
     host_matrix "$hosts" "" "${host_args[@]:-tests/host}"
 fi
 
+newest_env=""
 if [[ "$legs" == *" newest "* ]]; then
     start=$SECONDS
-    eval "$(bash scripts/newest_torch_env.sh)"
+    # A leg whose venv cannot be made (no index reachable, say) fails the run, and the other legs still report.
+    newest_env="$(bash scripts/newest_torch_env.sh)" \
+        || { echo "newest-torch leg NOT run: scripts/newest_torch_env.sh failed" >&2; status=1; newest_env=""; }
+fi
+if [ -n "$newest_env" ]; then
+    eval "$newest_env"
     echo "=== newest-torch leg: venv ready in $((SECONDS - start)) s ($NEWEST_VENV)"
     if [ $# -eq 0 ] || [ ${#core_args[@]} -gt 0 ]; then
         run newest-core "newest torch: core" "$NEWEST_VENV/bin/python" --ignore=tests/host "${core_args[@]:-tests}" \
