@@ -91,9 +91,9 @@ def _describe(kind: str, path: Path) -> str:
         return f"BEATs audio encoder → {path}, AudioSet head ({beats.predictor.out_features} classes) {labels}"
     model = load_embedder(path)
     n_params = sum(t.numel() for t in embedder_tensors(model).values())
-    heads = ", ".join(f"{name} ({width})" for name, width in model.widths.items())
+    heads = ", ".join(f"{name} ({width}, {model.n_tokens[name]} token(s))" for name, width in model.widths.items())
     return (
-        f"Embedder → {path}: heads {heads}, {model.n_tokens} token(s), input {model.in_dim}, "
+        f"Embedder → {path}: heads {heads}, input {model.in_dim}, "
         f"{n_params:,} parameters, tensors verified bit-identical"
     )
 

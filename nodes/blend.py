@@ -14,8 +14,9 @@ def blend_tokens(a: AudioTokens, b: AudioTokens, weight: float, scale: float) ->
     if not shared:
         raise ValueError(f"The two token sets share no CLIP head (A: {sorted(a.tokens)}, B: {sorted(b.tokens)}); "
                          "blend tokens made by embedders for the same checkpoint family.")
-    if a.n_tokens != b.n_tokens:
-        raise ValueError(f"A has {a.n_tokens} token(s) per sound and B has {b.n_tokens}; they cannot be mixed.")
+    counts_a, counts_b = ({k: t.n_tokens[k] for k in shared} for t in (a, b))
+    if counts_a != counts_b:
+        raise ValueError(f"A has {counts_a} token(s) per sound and B has {counts_b}; they cannot be mixed.")
     if a.batch_size != b.batch_size and 1 not in (a.batch_size, b.batch_size):
         raise ValueError(f"A holds {a.batch_size} sounds and B holds {b.batch_size}; blend equal batches, or a "
                          "single sound with a batch.")

@@ -1,4 +1,4 @@
-"""The textual-inversion file layout the host's `load_embed` reads: `{clip_l: [n, 768], clip_g: [n, 1280], ...}`.
+"""The textual-inversion file layout the host's `load_embed` reads: `{clip_l: [n, 768], t5xxl: [m, 4096], ...}`.
 
 Save Embedding writes it for users; Text Encode writes it to a private folder so the host's own
 `embedding:NAME` path places the sound's vectors.
@@ -11,19 +11,20 @@ from pathlib import Path
 
 import torch
 
+from ..audiotoken_core.embedder.meta import embedding_key
 from ..audiotoken_core.safeload import write_safetensors
-from .types import EMBEDDING_KEYS
 
 FORMAT = "audiotoken-embedding"
 
 
 def embedding_tensors(tokens: dict[str, torch.Tensor], index: int) -> dict[str, torch.Tensor]:
-    """One sound's tokens keyed the way `load_embed` looks them up (`clip_l`, `clip_g`, `clip_h`)."""
+    """One sound's tokens keyed the way `load_embed` looks them up: every head under its host key (`clip_l`,
+    `clip_g`, `t5xxl`, `qwen25_7b`, ...), each `[n_tokens[head], width]`."""
     batch = next(iter(tokens.values())).shape[0]
     if not 0 <= index < batch:
         raise ValueError(f"batch_index {index} is out of range: audio_tokens holds {batch} token set(s) "
                          f"(0 to {batch - 1}).")
-    return {EMBEDDING_KEYS.get(name, f"clip_{name}"): t[index].detach().to("cpu", torch.float32).contiguous()
+    return {embedding_key(name): t[index].detach().to("cpu", torch.float32).contiguous()
             for name, t in tokens.items()}
 
 

@@ -31,8 +31,10 @@ class AudioTokenSaveEmbedding(io.ComfyNode):
             display_name="AudioToken Save Embedding",
             category=CATEGORY,
             is_output_node=True,
-            description=("Saves one sound's tokens to models/embeddings/NAME.safetensors (keys clip_l / clip_g / "
-                         "clip_h), so any prompt node can use it as embedding:NAME without this pack."),
+            description=("Saves one sound's tokens to models/embeddings/NAME.safetensors, every head the embedder "
+                         "has under the host's key (clip_l, clip_g, clip_h, t5xxl, qwen25_7b, qwen3_4b, ...), so "
+                         "any prompt node can use it as embedding:NAME without this pack wherever the host reads "
+                         "embedding names (Qwen-Image's text encoder does not)."),
             inputs=[
                 AudioTokensType.Input("audio_tokens", tooltip="Tokens from AudioToken Encode or Blend."),
                 io.String.Input("name", default="audiotoken_sound",

@@ -15,9 +15,6 @@ AudioTokensType = io.Custom("AUDIO_TOKENS")
 
 CATEGORY = "conditioning/audiotoken"
 
-# CLIP name in token dicts -> the key a textual-inversion file uses for it.
-EMBEDDING_KEYS = {"l": "clip_l", "g": "clip_g", "h": "clip_h"}
-
 
 def combo_problem(name: str, value, options) -> str | None:
     """The message for a combo value outside its options (the host does not check V3 combos), else None."""
@@ -64,8 +61,9 @@ class HeardRows:
 class AudioTokens:
     """Token vectors for one or more sounds.
 
-    `tokens[clip]` is float32 `[B, n_tokens, D]` on the CPU, one row per sound (or per window), keyed by
-    CLIP name (`l` 768, `g` 1280, `h` 1024). `info` says where they came from, for the UI and for saving.
+    `tokens[head]` is float32 `[B, n_tokens[head], D]` on the CPU, one row per sound (or per window), keyed by
+    Embedder head (`l` 768, `g` 1280, `h` 1024, `t5xxl` 4096, ...: the host's embedding key, CLIP's without
+    `clip_`). `info` says where they came from, for the UI and for saving.
     From AudioToken Schedule, `tokens` holds one row per frame and `keyframes` the keyframes they were
     interpolated from (None otherwise). `heard` is what BEATs heard in each row (each keyframe when there are
     keyframes), for Text Encode's word route; None when its checkpoint has no AudioSet head.
@@ -78,12 +76,12 @@ class AudioTokens:
 
     def __post_init__(self):
         if not self.tokens:
-            raise ValueError("AudioTokens needs at least one CLIP head")
+            raise ValueError("AudioTokens needs at least one head")
         sizes = {k: tuple(v.shape) for k, v in self.tokens.items()}
         if any(len(s) != 3 for s in sizes.values()):
             raise ValueError(f"token tensors must be [batch, n_tokens, width]; got {sizes}")
-        if len({s[0] for s in sizes.values()}) != 1 or len({s[1] for s in sizes.values()}) != 1:
-            raise ValueError(f"all CLIP heads must have the same batch and token count; got {sizes}")
+        if len({s[0] for s in sizes.values()}) != 1:
+            raise ValueError(f"all heads must have the same batch; got {sizes}")
         if self.keyframes is not None:
             self._check_keyframes(sizes)
         if self.heard is not None and len(self.heard.words) != self.heard_rows:
@@ -107,5 +105,6 @@ class AudioTokens:
         return self.keyframes.schedule.n_keys if self.keyframes is not None else self.batch_size
 
     @property
-    def n_tokens(self) -> int:
-        return next(iter(self.tokens.values())).shape[1]
+    def n_tokens(self) -> dict[str, int]:
+        """Tokens per sound for each head (a T5 or LLM head may have more than a CLIP one)."""
+        return {k: int(v.shape[1]) for k, v in self.tokens.items()}

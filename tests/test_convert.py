@@ -30,7 +30,7 @@ def test_official_embedder_round_trip_is_bit_exact(tmp_path):
     for k, v in original.items():
         t = tensors[f"l.{k}"]
         assert t.dtype == v.dtype and torch.equal(t, v), k
-    assert metadata["format"] == "audiotoken-embedder" and metadata["format_version"] == "1"
+    assert metadata["format"] == "audiotoken-embedder" and metadata["format_version"] == "2"
     assert json.loads(metadata["widths"]) == {"l": 768} and json.loads(metadata["layers"]) == [4, 8, 12]
     assert metadata["encoder_width"] == "16" and metadata["source"] == "official:embedder_learned_embeds.bin"
 

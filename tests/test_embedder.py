@@ -12,9 +12,12 @@ from factories.embedder import make_tiny_embedder, official_state, write_tiny_em
 from safetensors.torch import save_file
 
 from audiotoken_core.embedder import (
+    HOST_KEY_WIDTHS,
     OFFICIAL_KEYS,
     AudioEmbedder,
     EmbedderMeta,
+    embedding_key,
+    head_name,
     load_embedder,
     official_shapes,
     official_state_dict,
@@ -181,6 +184,9 @@ def test_bad_feature_shapes_are_rejected():
         (dict(in_dim=IN, widths={}), "at least one head"),
         (dict(in_dim=IN, widths={"a.b": 8}), "plain identifier"),
         (dict(in_dim=IN, widths={"l": 8}, n_tokens=0), "n_tokens"),
+        (dict(in_dim=IN, widths={"l": 8, "t5xxl": 8}, n_tokens={"l": 1}), "n_tokens names heads"),
+        (dict(in_dim=IN, widths={"l": 8}, n_tokens={"l": 0}), "at least 1 per head"),
+        (dict(in_dim=IN, widths={"clip_l": 8}), "name the head for the host's clip_l 'l'"),
         (dict(in_dim=47, widths={"l": 8}), "EmbedderMeta"),
         (dict(in_dim=IN, widths={"l": 8}, meta=EmbedderMeta(encoder_width=10)), "takes 48"),
     ],
@@ -193,7 +199,7 @@ def test_constructor_errors(kwargs, match):
 def test_meta_with_other_layers():
     meta = EmbedderMeta(layers=(6, 12), encoder_width=20, window_seconds=5.0)
     model = AudioEmbedder(40, {"h": 16}, n_tokens=2, meta=meta)
-    assert model.meta.layers == (6, 12) and model.meta.widths == {"h": 16} and model.meta.n_tokens == 2
+    assert model.meta.layers == (6, 12) and model.meta.widths == {"h": 16} and model.meta.n_tokens == {"h": 2}
 
 
 # ----------------------------------------------------------------------------- formats
@@ -204,8 +210,9 @@ def test_our_format_round_trip_keeps_tensors_meta_and_outputs(tmp_path):
     model = make_tiny_embedder(IN, {"l": 24, "g": 40}, n_tokens=2, hidden_dim=30, meta=meta)
     path = save_embedder(model, tmp_path / "e.safetensors")
     tensors, metadata = read_safetensors(path)
-    assert metadata["format"] == "audiotoken-embedder" and metadata["format_version"] == "1"
+    assert metadata["format"] == "audiotoken-embedder" and metadata["format_version"] == "2"
     assert json.loads(metadata["layers"]) == [3, 12] and json.loads(metadata["widths"]) == {"l": 24, "g": 40}
+    assert json.loads(metadata["n_tokens"]) == {"l": 2, "g": 2}
     assert "l.fc1.weight" in tensors and "g.fga.reduce_potentials.0.weight" in tensors
 
     loaded = load_embedder(path)
@@ -220,11 +227,54 @@ def test_our_format_round_trip_keeps_tensors_meta_and_outputs(tmp_path):
         assert torch.equal(out, loaded(x)[name])
 
 
+def test_heads_have_their_own_token_counts_and_round_trip(tmp_path):
+    """Flux's two encoders: one CLIP-L token, four T5 tokens; format version 2 keeps the counts per head."""
+    model = make_tiny_embedder(IN, {"l": 24, "t5xxl": 40}, n_tokens={"l": 1, "t5xxl": 4})
+    assert model.n_tokens == model.meta.n_tokens == {"l": 1, "t5xxl": 4}
+    assert {k: tuple(v.shape) for k, v in model.heads["t5xxl"].state_dict().items()} == official_shapes(IN, 40, None, 4)
+    out = model(feats())
+    assert out["l"].shape == (2, 1, 24) and out["t5xxl"].shape == (2, 4, 40)
+    path = save_embedder(model, tmp_path / "flux.safetensors")
+    tensors, metadata = read_safetensors(path)
+    assert json.loads(metadata["n_tokens"]) == {"l": 1, "t5xxl": 4}
+    loaded = load_embedder(path)
+    assert loaded.n_tokens == {"l": 1, "t5xxl": 4} and loaded.meta == model.meta
+    assert all(torch.equal(a, b) for a, b in zip(model(feats()).values(), loaded(feats()).values()))
+    _resave(path, tensors, {**metadata, "n_tokens": json.dumps({"l": 1, "t5xxl": 2})})
+    with pytest.raises(ValueError, match="metadata n_tokens .* disagrees with the tensors"):
+        load_embedder(path)
+
+
+def test_version_1_files_still_load(tmp_path):
+    """Version 1 wrote one count for every head ("2"); such a file reads as that count per head."""
+    model = make_tiny_embedder(IN, {"l": 24, "g": 40}, n_tokens=2)
+    tensors, metadata = read_safetensors(save_embedder(model, tmp_path / "new.safetensors"))
+    v1 = _resave(tmp_path / "v1.safetensors", tensors, {**metadata, "format_version": "1", "n_tokens": "2"})
+    loaded = load_embedder(v1)
+    assert loaded.n_tokens == {"l": 2, "g": 2} and loaded.meta == model.meta
+    assert all(torch.equal(a, b) for a, b in zip(model(feats()).values(), loaded(feats()).values()))
+    # version 1 never held heads of different counts: such a file is not one
+    mixed = make_tiny_embedder(IN, {"l": 24, "g": 40}, n_tokens={"l": 1, "g": 2})
+    tensors, metadata = read_safetensors(save_embedder(mixed, tmp_path / "mixed.safetensors"))
+    _resave(v1, tensors, {**metadata, "format_version": "1", "n_tokens": "1"})
+    with pytest.raises(ValueError, match="head 'g' has in/hidden/tokens 48/48/2, other heads 48/48/1"):
+        load_embedder(v1)
+
+
+def test_heads_are_named_by_the_hosts_embedding_keys():
+    assert [embedding_key(h) for h in ("l", "g", "h", "t5xxl", "qwen25_7b", "qwen3_4b")] == [
+        "clip_l", "clip_g", "clip_h", "t5xxl", "qwen25_7b", "qwen3_4b"]
+    assert all(embedding_key(head_name(k)) == k for k in HOST_KEY_WIDTHS)
+    assert head_name("clip_l") == "l" and head_name("clip_vision") == "clip_vision"
+    model = make_tiny_embedder(IN, {"l": 24, "qwen25_7b": 16})
+    assert model.embedding_keys == {"l": "clip_l", "qwen25_7b": "qwen25_7b"}
+
+
 @pytest.mark.parametrize("width, head", [(768, "l"), (1024, "h")])
 def test_official_bin_is_detected_with_official_defaults(tmp_path, width, head):
     path = write_tiny_official_embedder(tmp_path / "embedder_learned_embeds.bin", in_dim=IN, out_dim=width)
     model = load_embedder(path)
-    assert model.head_names == [head] and model.widths == {head: width} and model.n_tokens == 1
+    assert model.head_names == [head] and model.widths == {head: width} and model.n_tokens == {head: 1}
     m = model.meta
     assert m.audio_encoder == "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2"
     assert (m.layers, m.encoder_width) == ((4, 8, 12), 16)
@@ -277,7 +327,7 @@ def test_foreign_safetensors_are_refused(tmp_path):
 def test_metadata_disagreeing_with_tensors_is_refused(tmp_path):
     path = write_tiny_embedder(tmp_path / "e.safetensors", IN, {"l": 24})
     tensors, metadata = read_safetensors(path)
-    _resave(path, tensors, {**metadata, "widths": json.dumps({"l": 24, "g": 40})})
+    _resave(path, tensors, {**metadata, "widths": json.dumps({"l": 24, "g": 40}), "n_tokens": "1"})
     with pytest.raises(ValueError, match="metadata lists heads"):
         load_embedder(path)
     _resave(path, tensors, {**metadata, "widths": json.dumps({"l": 32})})

@@ -1,8 +1,9 @@
-"""The AudioToken Embedder (BEATs features → CLIP input tokens) and its file formats."""
+"""The AudioToken Embedder (BEATs features → text-encoder input tokens, one head per encoder) and its files."""
 
 from .formats import (
     FORMAT_NAME,
     FORMAT_VERSION,
+    READ_VERSIONS,
     OFFICIAL_KEYS,
     embedder_from_official_state_dict,
     embedder_from_safetensors,
@@ -12,7 +13,16 @@ from .formats import (
     official_state_dict,
     save_embedder,
 )
-from .meta import CLIP_WIDTHS, DEFAULT_LAYERS, OFFICIAL_AUDIO_ENCODER, EmbedderMeta, default_meta
+from .meta import (
+    CLIP_WIDTHS,
+    DEFAULT_LAYERS,
+    HOST_KEY_WIDTHS,
+    OFFICIAL_AUDIO_ENCODER,
+    EmbedderMeta,
+    default_meta,
+    embedding_key,
+    head_name,
+)
 from .model import AudioEmbedder, AttentivePooling, EmbedderHead
 
 __all__ = [
@@ -24,12 +34,16 @@ __all__ = [
     "EmbedderMeta",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "HOST_KEY_WIDTHS",
     "OFFICIAL_AUDIO_ENCODER",
     "OFFICIAL_KEYS",
+    "READ_VERSIONS",
     "default_meta",
     "embedder_from_official_state_dict",
     "embedder_from_safetensors",
     "embedder_tensors",
+    "embedding_key",
+    "head_name",
     "load_embedder",
     "official_shapes",
     "official_state_dict",

@@ -1,7 +1,9 @@
 """Embedder files: the official `embedder_learned_embeds.bin` and our `.safetensors` format.
 
 Official: a plain `torch.save` of one `FGAEmbedder` state dict (13 tensors, no metadata).
-Ours: every head's official tensors under `<clip>.`, plus string metadata (see docs/design.md).
+Ours: every head's official tensors under `<head>.`, plus string metadata (see docs/design.md). Version 2
+lets each head have its own token count (`n_tokens` is `{head: count}`); version 1 (one count for all heads)
+is still read.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from .meta import WIDTH_TO_CLIP, EmbedderMeta
 from .model import AudioEmbedder
 
 FORMAT_NAME = "audiotoken-embedder"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+READ_VERSIONS = ("1", FORMAT_VERSION)
 
 OFFICIAL_KEYS = (
     "fc1.weight",
@@ -138,10 +141,10 @@ def embedder_from_safetensors(tensors: dict, metadata: dict[str, str], where: st
         found = f"format {fmt!r}" if fmt is not None else "no 'format' metadata"
         raise ValueError(f"{where}: not an AudioToken embedder file ({found}; expected {FORMAT_NAME!r})")
     version = metadata.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS:
         raise ValueError(
             f"{where}: embedder format_version {version!r} is not supported by this version of "
-            f"audiotoken_core (it reads version {FORMAT_VERSION}); "
+            f"audiotoken_core (it reads versions {', '.join(READ_VERSIONS)}); "
             "update comfyui-audiotoken or re-export the file"
         )
     meta = EmbedderMeta.from_metadata(metadata, where)
@@ -150,7 +153,7 @@ def embedder_from_safetensors(tensors: dict, metadata: dict[str, str], where: st
     for key, t in tensors.items():
         name, sep, rest = key.partition(".")
         if not sep:
-            raise ValueError(f"{where}: unexpected key {key!r} (expected '<clip>.<official key>')")
+            raise ValueError(f"{where}: unexpected key {key!r} (expected '<head>.<official key>')")
         grouped.setdefault(name, {})[rest] = t
     if not grouped:
         raise ValueError(f"{where}: the file holds no tensors")
@@ -161,17 +164,22 @@ def embedder_from_safetensors(tensors: dict, metadata: dict[str, str], where: st
     order = [n for n in meta.widths if n in grouped] if "widths" in metadata else sorted(grouped)
 
     dims = {name: check_head_state(grouped[name], f"{where}, head {name!r}") for name in order}
-    (in_dim, hidden_dim, _, n_tokens), *_ = dims.values()
+    (in_dim, hidden_dim, _, first_count), *_ = dims.values()
     for name, (i, h, _, k) in dims.items():
-        if (i, h, k) != (in_dim, hidden_dim, n_tokens):
-            raise ValueError(
-                f"{where}: head {name!r} has in/hidden/tokens {i}/{h}/{k}, other heads {in_dim}/{hidden_dim}/{n_tokens}"
-            )
+        if (i, h) != (in_dim, hidden_dim) or (version == "1" and k != first_count):
+            what, theirs = ("in/hidden/tokens", f"{in_dim}/{hidden_dim}/{first_count}") if version == "1" else (
+                "in/hidden", f"{in_dim}/{hidden_dim}")
+            ours = f"{i}/{h}/{k}" if version == "1" else f"{i}/{h}"
+            raise ValueError(f"{where}: head {name!r} has {what} {ours}, other heads {theirs}")
     widths = {name: dims[name][2] for name in order}
+    n_tokens = {name: dims[name][3] for name in order}
     if "widths" in metadata and meta.widths != widths:
         raise ValueError(f"{where}: metadata widths {meta.widths} disagree with the tensors {widths}")
-    if "n_tokens" in metadata and meta.n_tokens != n_tokens:
-        raise ValueError(f"{where}: metadata n_tokens {meta.n_tokens} disagrees with the tensors ({n_tokens})")
+    if "n_tokens" in metadata:
+        # without `widths` the metadata's heads are unknown: its one count is taken for every head
+        stated = meta.n_tokens if "widths" in metadata else dict.fromkeys(order, next(iter(meta.n_tokens.values())))
+        if stated != n_tokens:
+            raise ValueError(f"{where}: metadata n_tokens {stated} disagrees with the tensors ({n_tokens})")
     meta = meta.with_(widths=widths, n_tokens=n_tokens)
     state = {f"{name}.{k}": v for name in order for k, v in grouped[name].items()}
     return _build(in_dim, widths, n_tokens, hidden_dim, meta, state, where)
@@ -230,7 +238,7 @@ def load_embedder(
 
 
 def embedder_tensors(embedder: AudioEmbedder) -> dict[str, torch.Tensor]:
-    """Our on-disk tensor names: `<clip>.<official key>`."""
+    """Our on-disk tensor names: `<head>.<official key>`."""
     return {k: v.detach().cpu() for k, v in embedder.heads.state_dict().items()}
 
 

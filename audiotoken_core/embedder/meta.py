@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from ..audio import TARGET_RATE, WINDOW_SECONDS
@@ -14,20 +15,62 @@ DEFAULT_LAYERS = (4, 8, 12)
 CLIP_WIDTHS = {"l": 768, "h": 1024, "g": 1280}
 WIDTH_TO_CLIP = {width: name for name, width in CLIP_WIDTHS.items()}
 
+# The host's textual-inversion keys (`SDTokenizer.embedding_key`) and widths (`embedding_size`) of the text
+# encoders of today's families (ComfyUI 0.33.0). A head is named by its encoder's key, CLIP's without `clip_`
+# (`l`, as the official release and version-1 files name it); any other key names a head as it is.
+HOST_KEY_WIDTHS = {
+    "clip_l": 768, "clip_h": 1024, "clip_g": 1280,
+    "t5xxl": 4096,  # Flux.1, SD3.5, LTXV, PixArt
+    "umt5xxl": 4096,  # Wan
+    "qwen25_7b": 3584,  # Qwen-Image
+    "qwen3_4b": 2560,  # Z-Image, Flux.2 klein 4B
+    "qwen3_8b": 4096,  # Flux.2 klein 9B
+    "mistral3_24b": 5120,  # Flux.2 dev
+}
+_CLIP_PREFIX = "clip_"
+
+
+def embedding_key(head: str) -> str:
+    """The host's textual-inversion key of a head: `l` -> `clip_l`, `t5xxl` -> `t5xxl`."""
+    return _CLIP_PREFIX + head if head in CLIP_WIDTHS else head
+
+
+def head_name(key: str) -> str:
+    """The head that serves the host's embedding key: `clip_l` -> `l`, `qwen25_7b` -> `qwen25_7b`."""
+    short = key[len(_CLIP_PREFIX):] if key.startswith(_CLIP_PREFIX) else ""
+    return short if short in CLIP_WIDTHS else key
+
+
+def tokens_per_head(n_tokens, heads) -> dict[str, int]:
+    """`n_tokens` as `{head: count}`: an int gives every head that count, a mapping must name every head."""
+    heads = list(heads)
+    if isinstance(n_tokens, Mapping):
+        counts = {str(k): int(v) for k, v in n_tokens.items()}
+        if set(counts) != set(heads):
+            raise ValueError(f"n_tokens names heads {sorted(counts)}, the embedder has {sorted(heads)}")
+        counts = {h: counts[h] for h in heads}
+    else:
+        counts = {h: int(n_tokens) for h in heads}
+    bad = {h: n for h, n in counts.items() if n < 1}
+    if bad:
+        raise ValueError(f"n_tokens must be at least 1 per head, got {bad}")
+    return counts
+
 
 @dataclass
 class EmbedderMeta:
     """Everything needed to feed an Embedder correctly, beyond its tensor shapes.
 
     `layers` are 1-based BEATs transformer layers whose outputs are concatenated, so
-    `encoder_width * len(layers)` must equal the Embedder's input width.
+    `encoder_width * len(layers)` must equal the Embedder's input width. `n_tokens` is per head
+    (`{head: count}`); an int given here means that count for every head of `widths`.
     """
 
     audio_encoder: str = OFFICIAL_AUDIO_ENCODER
     layers: tuple[int, ...] = DEFAULT_LAYERS
     encoder_width: int = 768
     widths: dict[str, int] = field(default_factory=lambda: {"l": 768})
-    n_tokens: int = 1
+    n_tokens: dict[str, int] | int = 1
     window_seconds: float = WINDOW_SECONDS
     sample_rate: int = TARGET_RATE
     training: dict = field(default_factory=dict)
@@ -37,13 +80,13 @@ class EmbedderMeta:
         self.layers = tuple(int(x) for x in self.layers)
         self.widths = {str(k): int(v) for k, v in self.widths.items()}
         self.encoder_width = int(self.encoder_width)
-        self.n_tokens = int(self.n_tokens)
+        self.n_tokens = tokens_per_head(self.n_tokens, self.widths)
         self.window_seconds = float(self.window_seconds)
         self.sample_rate = int(self.sample_rate)
         self.training = dict(self.training)
         if not self.layers or min(self.layers) < 1:
             raise ValueError(f"layers are 1-based BEATs layer numbers, got {list(self.layers)}")
-        if self.encoder_width < 1 or self.n_tokens < 1 or self.sample_rate < 1 or self.window_seconds <= 0:
+        if self.encoder_width < 1 or self.sample_rate < 1 or self.window_seconds <= 0:
             raise ValueError(
                 f"invalid embedder metadata: encoder_width={self.encoder_width}, n_tokens={self.n_tokens}, "
                 f"sample_rate={self.sample_rate}, window_seconds={self.window_seconds}"
@@ -63,7 +106,7 @@ class EmbedderMeta:
             "layers": json.dumps(list(self.layers)),
             "encoder_width": str(self.encoder_width),
             "widths": json.dumps(self.widths),
-            "n_tokens": str(self.n_tokens),
+            "n_tokens": json.dumps(self.n_tokens),
             "window_seconds": repr(self.window_seconds),
             "sample_rate": str(self.sample_rate),
             "training": json.dumps(self.training),
@@ -84,7 +127,9 @@ class EmbedderMeta:
             if "widths" in meta:
                 kwargs["widths"] = dict(json.loads(meta["widths"]))
             if "n_tokens" in meta:
-                kwargs["n_tokens"] = int(meta["n_tokens"])
+                # version 1 wrote one count for all heads ("2"), version 2 one per head ({"l": 1, "t5xxl": 4})
+                count = json.loads(meta["n_tokens"])
+                kwargs["n_tokens"] = dict(count) if isinstance(count, dict) else int(count)
             if "window_seconds" in meta:
                 kwargs["window_seconds"] = float(meta["window_seconds"])
             if "sample_rate" in meta:
@@ -98,7 +143,7 @@ class EmbedderMeta:
             raise ValueError(f"{where}: malformed embedder metadata ({exc})") from exc
 
 
-def default_meta(in_dim: int, widths: dict[str, int], n_tokens: int = 1) -> EmbedderMeta:
+def default_meta(in_dim: int, widths: dict[str, int], n_tokens: dict[str, int] | int = 1) -> EmbedderMeta:
     """The official setup (BEATs layers 4, 8, 12 concatenated) for an input of `in_dim` features."""
     if in_dim % len(DEFAULT_LAYERS):
         raise ValueError(

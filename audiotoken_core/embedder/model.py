@@ -1,4 +1,4 @@
-"""The AudioToken Embedder: MLP over BEATs features, then attentive pooling over time into CLIP tokens.
+"""The AudioToken Embedder: MLP over BEATs features, then attentive pooling over time into text-encoder tokens.
 
 Parameter names and shapes are those of the official `FGAEmbedder` (its attention layers are Conv1d with
 kernel 1, so their weights are `[out, in, 1]`), which lets `embedder_learned_embeds.bin` load unchanged.
@@ -13,7 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .meta import EmbedderMeta, default_meta
+from .meta import (
+    CLIP_WIDTHS,
+    EmbedderMeta,
+    default_meta,
+    embedding_key,
+    tokens_per_head,
+)
 
 # The official unary branch calls F.dropout with its defaults.
 UNARY_DROPOUT = 0.5
@@ -122,18 +128,20 @@ class EmbedderHead(nn.Module):
 
 
 class AudioEmbedder(nn.Module):
-    """BEATs features `[B, N, in_dim]` → `n_tokens` tokens per CLIP text encoder.
+    """BEATs features `[B, N, in_dim]` → `n_tokens[head]` tokens for each text encoder it has a head for.
 
-    `heads` maps a CLIP name (`l` 768, `h` 1024, `g` 1280) to an independent head. The official unary
-    dropout is active even in eval mode, which makes its tokens random; here it runs only in training
-    unless `faithful_dropout` is set.
+    `heads` maps a head name to an independent head: the host's embedding key of the encoder, CLIP's without
+    `clip_` (`l` 768, `h` 1024, `g` 1280, `t5xxl` 4096, `qwen25_7b` 3584, `qwen3_4b` 2560; see
+    `meta.HOST_KEY_WIDTHS`). `n_tokens` is one count for all heads or `{head: count}`; `self.n_tokens` is
+    always the dict. The official unary dropout is active even in eval mode, which makes its tokens random;
+    here it runs only in training unless `faithful_dropout` is set.
     """
 
     def __init__(
         self,
         in_dim: int,
         widths: dict[str, int],
-        n_tokens: int = 1,
+        n_tokens: dict[str, int] | int = 1,
         hidden_dim: int | None = None,
         meta: EmbedderMeta | None = None,
         faithful_dropout: bool = False,
@@ -143,22 +151,24 @@ class AudioEmbedder(nn.Module):
             raise ValueError("an AudioEmbedder needs at least one head (widths is empty)")
         for name, width in widths.items():
             if not name or "." in name or not name.isidentifier():
-                raise ValueError(f"head name {name!r} must be a plain identifier such as 'l', 'h' or 'g'")
+                raise ValueError(f"head name {name!r} must be a plain identifier such as 'l', 'g' or 't5xxl'")
+            if name.startswith("clip_") and name[len("clip_"):] in CLIP_WIDTHS:
+                raise ValueError(f"name the head for the host's {name} {name[len('clip_'):]!r}, as the "
+                                 "official release and every embedder file do")
             if int(width) < 1:
                 raise ValueError(f"head {name!r}: token width must be positive, got {width}")
-        if int(n_tokens) < 1:
-            raise ValueError(f"n_tokens must be at least 1, got {n_tokens}")
+        counts = tokens_per_head(n_tokens, widths)
         if int(in_dim) < 1 or (hidden_dim is not None and int(hidden_dim) < 1):
             raise ValueError(f"invalid widths: in_dim={in_dim}, hidden_dim={hidden_dim}")
 
         self.in_dim = int(in_dim)
         self.hidden_dim = self.in_dim if hidden_dim is None else int(hidden_dim)
-        self.n_tokens = int(n_tokens)
         self.widths = {str(k): int(v) for k, v in widths.items()}
+        self.n_tokens = counts
         self.faithful_dropout = bool(faithful_dropout)
         self.heads = nn.ModuleDict(
             {
-                name: EmbedderHead(self.in_dim, width, self.n_tokens, self.hidden_dim)
+                name: EmbedderHead(self.in_dim, width, self.n_tokens[name], self.hidden_dim)
                 for name, width in self.widths.items()
             }
         )
@@ -169,8 +179,13 @@ class AudioEmbedder(nn.Module):
     def head_names(self) -> list[str]:
         return list(self.heads.keys())
 
+    @property
+    def embedding_keys(self) -> dict[str, str]:
+        """Head -> the host's textual-inversion key it serves (`l` -> `clip_l`, `t5xxl` -> `t5xxl`)."""
+        return {name: embedding_key(name) for name in self.heads}
+
     def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None):
-        """One head: `Tensor[B, n_tokens, D]`; several: `dict[name, Tensor[B, n_tokens, D]]`."""
+        """One head: `Tensor[B, n_tokens, D]`; several: `dict[name, Tensor[B, n_tokens[name], D]]`."""
         out = self.forward_dict(features, mask)
         return next(iter(out.values())) if len(out) == 1 else out
 
@@ -204,7 +219,7 @@ class AudioEmbedder(nn.Module):
         )
 
 
-def _checked_meta(meta: EmbedderMeta, in_dim: int, widths: dict[str, int], n_tokens: int) -> EmbedderMeta:
+def _checked_meta(meta: EmbedderMeta, in_dim: int, widths: dict[str, int], n_tokens: dict[str, int]) -> EmbedderMeta:
     """`widths` and `n_tokens` follow from the weights, so they are taken from there rather than trusted."""
     if meta.in_dim != in_dim:
         raise ValueError(

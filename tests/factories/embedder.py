@@ -38,7 +38,7 @@ def write_tiny_official_embedder(path, in_dim: int, out_dim: int = 768, seed: in
 def make_tiny_embedder(
     in_dim: int,
     widths: dict[str, int] | None = None,
-    n_tokens: int = 1,
+    n_tokens: dict[str, int] | int = 1,
     hidden_dim: int | None = None,
     seed: int = 0,
     meta: EmbedderMeta | None = None,
@@ -58,7 +58,7 @@ def write_tiny_embedder(
     path,
     in_dim: int,
     widths: dict[str, int] | None = None,
-    n_tokens: int = 1,
+    n_tokens: dict[str, int] | int = 1,
     hidden_dim: int | None = None,
     seed: int = 0,
     meta: EmbedderMeta | None = None,

@@ -19,6 +19,7 @@ from typing import Protocol, Sequence
 
 import torch
 
+from audiotoken_core.embedder.meta import tokens_per_head
 from audiotoken_core.prompt import PLACEHOLDERS
 
 from . import heard
@@ -117,20 +118,22 @@ def clip_seed(clip_id: str) -> int:
     return int(hashlib.sha1(clip_id.encode("utf-8")).hexdigest()[:12], 16)
 
 
-def null_tokens(widths: dict[str, int], n_tokens: int, seeds: Sequence[int], kind: str, scale: dict[str, float]):
-    """`{head: [len(seeds), n_tokens, D]}`: zeros, or Gaussian tokens of expected norm ~`scale[head]`, one
-    per seed."""
+def null_tokens(widths: dict[str, int], n_tokens: dict[str, int] | int, seeds: Sequence[int], kind: str,
+                scale: dict[str, float]):
+    """`{head: [len(seeds), n_tokens[head], D]}` (an int count: every head's): zeros, or Gaussian tokens of
+    expected norm ~`scale[head]`, one per seed."""
     if kind not in ("zero", "random"):
         raise ValueError(f"null token must be 'zero' or 'random', got {kind!r}")
+    counts = tokens_per_head(n_tokens, widths)
     out = {}
     for head, dim in widths.items():
         if kind == "zero":
-            out[head] = torch.zeros(len(seeds), n_tokens, dim)
+            out[head] = torch.zeros(len(seeds), counts[head], dim)
             continue
         rows = []
         for seed in seeds:
             g = torch.Generator().manual_seed((int(seed) + sum(map(ord, head))) % (2**63))
-            rows.append(torch.randn(n_tokens, dim, generator=g) * (scale[head] / dim**0.5))
+            rows.append(torch.randn(counts[head], dim, generator=g) * (scale[head] / dim**0.5))
         out[head] = torch.stack(rows)
     return out
 
@@ -138,11 +141,11 @@ def null_tokens(widths: dict[str, int], n_tokens: int, seeds: Sequence[int], kin
 class AudioTokenRows:
     """`RowGenerator` over the trainer's `train.generate.AudioImageGenerator`."""
 
-    def __init__(self, generator, widths: dict[str, int], n_tokens: int, token_scale: dict[str, float],
+    def __init__(self, generator, widths: dict[str, int], n_tokens: dict[str, int] | int, token_scale: dict[str, float],
                  identity: dict | None = None):
         self.generator = generator
         self.widths = dict(widths)
-        self.n_tokens = int(n_tokens)
+        self.n_tokens = tokens_per_head(n_tokens, widths)
         self.token_scale = dict(token_scale)
         # {"base_model": ..., "embedder": ...}: names and content digests of the files behind the images
         self.identity = dict(identity or {})
