@@ -410,3 +410,23 @@ def test_ddp_two_processes_flux(world, tmp_path):
     emb = load_embedder(tmp_path / "out" / "audiotoken-embedder.safetensors")
     assert emb.meta.training["world_size"] == 2 and emb.widths == HEADS["flux"]
     assert all(torch.isfinite(p).all() for p in emb.parameters())
+
+
+def test_tokens_per_head(world, tmp_path):
+    """--head-tokens: Flux.1 with one CLIP-L token and three T5 tokens at the same placeholder."""
+    from audiotoken_core.embedder import load_embedder
+    from train.generate import AudioImageGenerator
+    from train.loop import train
+    from train.models import load_base_model
+
+    path = train(_config(world, tmp_path, "flux", max_steps=1, head_tokens=["t5xxl=3"]))
+    emb = load_embedder(path)
+    assert emb.n_tokens == {"l": 1, "t5xxl": 3} and emb.meta.n_tokens == {"l": 1, "t5xxl": 3}
+    (_, clip_marks), (_, t5_marks) = load_base_model(world["flux"]).prompt_inputs("a <*> photo", 1, emb.n_tokens)
+    assert int(clip_marks.sum()) == 1 and int(t5_marks.sum()) == 3
+    gen = AudioImageGenerator.from_files(world["flux"], path, world["beats"])
+    assert gen.images_for_audio(torch.randn(1, 8000), 8000, steps=1, height=32, width=32)[0][0].size == (32, 32)
+    with pytest.raises(ValueError, match="HEAD=COUNT"):
+        _config(world, tmp_path, "flux", head_tokens=["t5xxl"]).validate()
+    with pytest.raises(ValueError, match="names head 'g'"):
+        train(_config(world, tmp_path / "g", "flux", head_tokens=["g=2"]))

@@ -45,7 +45,10 @@ class TrainConfig:
         "low-quality lists); unset: on unless AUDIOTOKEN_OFFICIAL_FILTERS=0", group=_IO)
     prompt: str = option("a photo of <*>", "training prompt; <*> (or <audio>) marks the audio token", group=_RECIPE)
     layers: tuple[int, ...] = option((4, 8, 12), "1-based BEATs layers concatenated as Embedder input", group=_RECIPE)
-    n_tokens: int = option(1, "audio tokens per prompt", group=_RECIPE)
+    n_tokens: int = option(1, "audio tokens per placeholder, for every head", group=_RECIPE)
+    head_tokens: list[str] = option(
+        help="tokens per placeholder for some heads, as HEAD=COUNT (e.g. t5xxl=4 for Flux.1's T5 with one CLIP-L "
+        "token); the other heads take --n-tokens", group=_RECIPE, factory=list)
     embedder_hidden_dim: int | None = option(
         None, "MLP hidden width (default: input width, as the original)",
         group=_RECIPE)
@@ -142,6 +145,7 @@ class TrainConfig:
         self.layers = tuple(int(x) for x in self.layers)
         self.exclude = list(self.exclude or [])
         self.validation_audio = list(self.validation_audio or [])
+        self.head_tokens = list(self.head_tokens or [])
 
     def validate(self) -> None:
         problems = []
@@ -158,6 +162,10 @@ class TrainConfig:
                 problems.append(f"{flag(f.name)} must be one of {', '.join(choices)} (got {value})")
         if self.checkpoint_every < 1:
             problems.append("--checkpoint-every must be >= 1")
+        for item in self.head_tokens:
+            head, _, count = item.partition("=")
+            if not head or not count.isdigit() or int(count) < 1:
+                problems.append(f"--head-tokens takes HEAD=COUNT with a count >= 1, got {item!r}")
         for name in ("frame_size", "validation_size"):
             if getattr(self, name):
                 from .data.frames import parse_size
@@ -168,6 +176,16 @@ class TrainConfig:
                     problems.append(f"{flag(name)}: {exc}")
         if problems:
             raise ValueError("invalid training settings:\n  - " + "\n  - ".join(problems))
+
+    def tokens_per_head(self, heads) -> dict[str, int]:
+        """`{head: tokens per placeholder}` for a base model's heads: --n-tokens, then --head-tokens."""
+        counts = {h: int(self.n_tokens) for h in heads}
+        for item in self.head_tokens:
+            head, _, count = item.partition("=")
+            if head not in counts:
+                raise ValueError(f"--head-tokens names head {head!r}; this base model's heads are {list(counts)}")
+            counts[head] = int(count)
+        return counts
 
     @property
     def output_path(self) -> Path:

@@ -99,7 +99,7 @@ class AudioImageGenerator:
 
     @torch.no_grad()
     def _conditioning(self, prompt: str, tokens: dict[str, torch.Tensor] | None, batch: int):
-        n = next(iter(tokens.values())).shape[1] if tokens else 1
+        n = {h: t.shape[1] for h, t in tokens.items()} if tokens else 1
         inputs = self.base.prompt_inputs(prompt, batch, n, self.device)
         toks = None if tokens is None else {h: t.to(self.device, torch.float32) for h, t in tokens.items()}
         return self.base.encode(inputs, toks)

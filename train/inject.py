@@ -48,6 +48,11 @@ def tokenize_with_placeholder(tokenizer, prompt: str, n_tokens: int = 1) -> tupl
     return torch.tensor(ids, dtype=torch.long), torch.tensor(marks, dtype=torch.bool)
 
 
+def count_for(n_tokens: int | dict[str, int], head: str) -> int:
+    """Tokens per placeholder for `head`: one count for every head, or `{head: count}`."""
+    return int(n_tokens) if isinstance(n_tokens, int) else int(n_tokens[head])
+
+
 def count_placeholders(prompt: str) -> int:
     return sum(1 for piece in _SPLIT.split(prompt) if piece in PLACEHOLDERS)
 
@@ -93,10 +98,11 @@ class PromptEncoder:
     def __init__(self, base):
         self.base = base
 
-    def ids(self, prompt: str, batch: int, n_tokens: int, device=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def ids(self, prompt: str, batch: int, n_tokens: int | dict[str, int],
+            device=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         out = []
-        for tok in self.base.tokenizers:
-            ids, marks = tokenize_with_placeholder(tok, prompt, n_tokens)
+        for tok, head in zip(self.base.tokenizers, self.base.heads):
+            ids, marks = tokenize_with_placeholder(tok, prompt, count_for(n_tokens, head))
             out.append((ids.expand(batch, -1).to(device), marks.expand(batch, -1).to(device)))
         return out
 

@@ -12,16 +12,17 @@ def build_embedder(config: TrainConfig, base, encoder_width: int, audio_encoder:
     from audiotoken_core.embedder import AudioEmbedder, EmbedderMeta, load_embedder
     from audiotoken_core.prompt import check_fits
 
+    counts = config.tokens_per_head(base.widths)
     meta = EmbedderMeta(
         audio_encoder=audio_encoder,
         layers=config.layers,
         encoder_width=encoder_width,
         widths=base.widths,
-        n_tokens=config.n_tokens,
+        n_tokens=counts,
         window_seconds=config.infer_window_seconds,
     )
     in_dim = encoder_width * len(config.layers)
-    embedder = AudioEmbedder(in_dim, base.widths, config.n_tokens, config.embedder_hidden_dim, meta=meta,
+    embedder = AudioEmbedder(in_dim, base.widths, counts, config.embedder_hidden_dim, meta=meta,
                              faithful_dropout=config.faithful_dropout)
     if config.init_embedder:
         init = load_embedder(config.init_embedder)

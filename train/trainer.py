@@ -38,7 +38,8 @@ class Trainer:
 
     def _prompt_ids(self, batch: int):
         if self.ids is None or self._ids_batch != batch:
-            self.ids = self.base.prompt_inputs(self.config.prompt, batch, self.config.n_tokens, self.device)
+            module = self.embedder.module if hasattr(self.embedder, "module") else self.embedder
+            self.ids = self.base.prompt_inputs(self.config.prompt, batch, module.n_tokens, self.device)
             self._ids_batch = batch
         return self.ids
 

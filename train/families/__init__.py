@@ -6,7 +6,8 @@ which returns an object with:
 
 * `kind`, `heads` (Embedder head per text encoder, in the order of `tokenizers` / `text_encoders`), `widths`,
   `vae`, `denoiser` (UNet or transformer), `prediction_type` (epsilon, v_prediction or flow);
-* `prompt_inputs(prompt, batch, n_tokens, device)`: the tokenized prompt with its placeholder positions;
+* `prompt_inputs(prompt, batch, n_tokens, device)`: the tokenized prompt with its placeholder positions, `n_tokens`
+  per placeholder (one count, or `{head: count}`);
 * `encode(inputs, tokens)`: the denoiser's conditioning with `tokens[head]` written into each encoder's input
   embeddings at the placeholder (`tokens=None`: plain text);
 * `latents(mean, std, eps)`: clean latents from the cached VAE distribution, in the denoiser's space;

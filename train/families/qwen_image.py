@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import torch
 
-from ..inject import tokenize_marked, tokens_written
+from ..inject import count_for, tokenize_marked, tokens_written
 from .flow import FlowFamily, load_pipeline, pack_2x2, unpack_2x2
 
 PIPELINES = ("QwenImagePipeline",)
@@ -74,10 +74,10 @@ class QwenImage(FlowFamily):
         z = latents.float() * s + m
         return self.frame_vae.decode(z.to(self.frame_vae.device, next(self.frame_vae.parameters()).dtype)).sample
 
-    def prompt_inputs(self, prompt: str, batch: int, n_tokens: int, device=None):
+    def prompt_inputs(self, prompt: str, batch: int, n_tokens: int | dict[str, int], device=None):
         pipe = self.pipe
         text = pipe.prompt_template_encode.format(prompt)
-        ids, mask, marks = tokenize_marked(pipe.tokenizer, text, n_tokens, truncation=True,
+        ids, mask, marks = tokenize_marked(pipe.tokenizer, text, count_for(n_tokens, self.heads[0]), truncation=True,
                                            max_length=pipe.tokenizer_max_length + pipe.prompt_template_encode_start_idx)
         return [(t.expand(batch, -1).to(device)) for t in (ids, mask, marks)]
 

@@ -87,7 +87,7 @@ class BaseModel:
             # transformers 5 renamed the method; both keep the frozen encoder differentiable w.r.t. its input
             (getattr(enc, "activation_checkpointing_enable", None) or enc.gradient_checkpointing_enable)()
 
-    def prompt_inputs(self, prompt: str, batch: int, n_tokens: int, device=None):
+    def prompt_inputs(self, prompt: str, batch: int, n_tokens: int | dict[str, int], device=None):
         return PromptEncoder(self).ids(prompt, batch, n_tokens, device)
 
     def encode(self, inputs, tokens: dict[str, torch.Tensor] | None):
