@@ -5,6 +5,9 @@ relatively, and only when the host asks for the nodes: importing this file needs
 There is deliberately no NODE_CLASS_MAPPINGS here: ComfyUI would then ignore `comfy_entrypoint`.
 """
 
+# Served at /extensions/<folder>/ and loaded by the frontend: draws the nodes' text results on the nodes.
+WEB_DIRECTORY = "./web"
+
 
 async def comfy_entrypoint():
     from .nodes.extension import AudioTokenExtension

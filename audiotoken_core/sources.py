@@ -55,7 +55,7 @@ class Source:
 
     @property
     def checks(self) -> str:
-        """How this file is verified, in words (for logs and tooltips)."""
+        """How this file is verified, as a short tag for log lines and errors (`check_words` for users)."""
         if self.sha256:
             return "pinned SHA-256"
         if self.git_blob:
@@ -63,6 +63,22 @@ class Source:
         if self.hf_repo:
             return "sizes and hashes listed by the Hub"
         return "the SHA-256 the server states"
+
+    @property
+    def check_words(self) -> str:
+        """What a download must match before it gets its name, as a user reads it: the tooltip's and the download
+        node's words (`checks` is the short tag of the log lines and errors)."""
+        if self.sha256:
+            if self.size:
+                return f"size ({self.size:,} bytes) and SHA-256 ({self.sha256[:12]}…), both known in advance"
+            return f"SHA-256 ({self.sha256[:12]}…), known in advance"
+        if self.git_blob:
+            return (f"size and content, through the git blob id the official repository publishes "
+                    f"({self.git_blob[:12]}…, a SHA-1 over both)")
+        if self.hf_repo:
+            return "each file's size and hash, as the Hugging Face Hub lists them"
+        return ("size and SHA-256, as the server states them (Hugging Face sends both with the file; a file sent "
+                "without a hash is refused)")
 
 
 SOURCES: tuple[Source, ...] = (

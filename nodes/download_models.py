@@ -50,10 +50,11 @@ def ensure_model(folder: str, name: str) -> str:
 
 def _tooltip(kind: str, use: str) -> str:
     rows = sources.of_kind(kind)
-    lines = [f"{s.name}: {s.note}; about {sources.human_size(s.approx_bytes)}, {s.licence}; saved in models/{s.folder}, "
-             f"checked by {s.checks}" for s in rows]
+    lines = [f"{s.name}: {s.note}; about {sources.human_size(s.approx_bytes)}, {s.licence}; saved in "
+             f"models/{s.folder}. Verified after the download, before it gets its name: its {s.check_words} "
+             f"must match; a download that does not match is deleted." for s in rows]
     return (f"Official file to fetch when missing ({use}). " + " ".join(lines)
-            + f" {NONE}: skip. A file already in the folder is used as it is.")
+            + f" Pick {NONE} to fetch nothing here. A file already in the folder is used as it is, unchecked.")
 
 
 class AudioTokenDownloadModels(io.ComfyNode):
@@ -74,9 +75,12 @@ class AudioTokenDownloadModels(io.ComfyNode):
                          "verifies each, and outputs their names. Queue it once, then press R to refresh the "
                          "loaders' lists. Set AUDIOTOKEN_DOWNLOAD_MIRROR=http://HOST:PORT to use a mirror."),
             inputs=inputs,
-            outputs=[io.String.Output(display_name=f"{input_id}_name",
-                                      tooltip=f"The file name in models/{sources.of_kind(kind)[0].folder} "
-                                              f"({use}); empty when {NONE}.")
+            # Any type, not STRING: the host and the frontend accept a link from it into a loader's file combo
+            # (a STRING output may not feed a combo), so a loader can wait for the file this node fetches.
+            outputs=[io.AnyType.Output(display_name=f"{input_id}_name",
+                                       tooltip=f"The file name in models/{sources.of_kind(kind)[0].folder} "
+                                               f"({use}); empty when {NONE}. Link it into that loader's file "
+                                               "input, and the loader runs after the download.")
                      for input_id, (kind, use) in CHOICES.items()],
         )
 
@@ -98,18 +102,26 @@ class AudioTokenDownloadModels(io.ComfyNode):
     @classmethod
     def execute(cls, embedder, audio_encoder, lora=NONE) -> io.NodeOutput:
         host_compat.require("model folders")
-        chosen = {"embedder": embedder, "audio_encoder": audio_encoder, "lora": lora}
         names, report = [], []
-        for input_id, name in chosen.items():
+        for name in (embedder, audio_encoder, lora):
             if name == NONE:
                 names.append("")
                 continue
             source = sources.find(name)
             had = folder_paths.get_full_path(source.folder, name)
             path = ensure_model(source.folder, name)
-            report.append(f"{name}: {'already in' if had else 'downloaded and verified into'} {os.path.dirname(path)}")
+            report.append(_result_line(source, path, fetched=not had))
             names.append(name)
-        return io.NodeOutput(*names, ui=ui.PreviewText("\n".join(report) or "nothing chosen"))
+        return io.NodeOutput(*names, ui=ui.PreviewText("\n\n".join(report) or "nothing chosen"))
+
+
+def _result_line(source: sources.Source, path: str, fetched: bool) -> str:
+    """What the node shows for one file: fetched or found, checked how, where it is."""
+    size = sources.human_size(os.path.getsize(path))
+    if not fetched:
+        return f"{source.name}: already in {os.path.dirname(path)} ({size}; used as it is)"
+    return (f"{source.name}: downloaded and verified into {os.path.dirname(path)} ({size}; matched its "
+            f"{sources.resolved(source).check_words})")
 
 
 def _file_state(kind: str, name: str):

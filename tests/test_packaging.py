@@ -22,7 +22,7 @@ from pathspec import PathSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-RUNTIME_DIRS = ("nodes", "audiotoken_core", "train", "example_workflows", "docs")
+RUNTIME_DIRS = ("nodes", "audiotoken_core", "train", "example_workflows", "docs", "web")
 ROOT_FILES = ("__init__.py", "LICENSE", "README.md", "pyproject.toml", "requirements.txt")
 
 
@@ -73,7 +73,8 @@ def left_out() -> set[str]:
 def test_pack_leaves_out_development_files(shipped):
     dev = [f for f in shipped if f.split("/")[0] in {"tests", "benchmarks"} or f.startswith(".")]
     assert not dev, f"development files would ship: {sorted(dev)[:10]}"
-    for script in ("scripts/test.sh", "scripts/host_env.sh", "scripts/screenshot_workflow.py"):
+    for script in ("scripts/test.sh", "scripts/host_env.sh", "scripts/screenshot_workflow.py",
+                   "scripts/template_thumbnails.py"):
         assert script not in shipped
 
 
