@@ -41,6 +41,13 @@ class DownloadError(RuntimeError):
     """A download that did not produce a verified file; the message says what to put where instead."""
 
 
+# ComfyUI's error panel titles an exception `module.qualname`, and this module's name starts with the folder
+# the pack was cloned into (`…comfyui-audiotoken.audiotoken_core.download.DownloadError`). Under a builtin-style
+# name the panel, the server log and tracebacks read `AudioTokenMissingModel: <file>: <what happened>. Download
+# it yourself: put <file> at <path>, from <url>`.
+DownloadError.__module__, DownloadError.__qualname__ = "builtins", "AudioTokenMissingModel"
+
+
 class _Interrupted(Exception):
     """The connection ended before the last byte; what arrived is kept for the next try."""
 

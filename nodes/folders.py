@@ -5,6 +5,7 @@ The host keeps its own wav2vec2/Whisper encoders in `models/audio_encoders/` too
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import folder_paths
@@ -15,8 +16,7 @@ from ..audiotoken_core.beats.sniff import EncoderFile, identify_encoder_file
 EMBEDDER_FOLDER = "audiotoken"
 ENCODER_FOLDER = "audio_encoders"
 EMBEDDINGS_FOLDER = "embeddings"
-# An official file that is not on disk yet is still offered, under this mark, and fetched when queued.
-TO_DOWNLOAD = " (download)"
+_ABSENT = itertools.count()  # file_fingerprint of a missing file: never equal to an earlier one
 
 # What to tell about the files in models/audio_encoders that are not BEATs: the host's own encoders (and the
 # core workflows that use them), and the pack's embedder put in the wrong folder.
@@ -56,17 +56,33 @@ def list_files(folder: str) -> list[str]:
     return folder_paths.get_filename_list(folder)
 
 
-def with_downloads(folder: str, names: list[str]) -> list[str]:
-    """`names`, then each official file of `folder` that is not among them, marked TO_DOWNLOAD."""
-    return names + [s.name + TO_DOWNLOAD for s in sources.in_folder(folder) if s.name not in names]
+def with_official(folder: str, names: list[str]) -> list[str]:
+    """`names`, then each official file of `folder` that is not among them, under its plain name.
+
+    A template or workflow that names the official file then validates before the file exists (and the
+    frontend's missing-models scan, which flags a model-like combo value that is not among its options, finds
+    nothing to flag); the loader fetches the file when the graph is queued (`official_to_fetch`).
+    """
+    return names + [s.name for s in sources.in_folder(folder) if s.name not in names]
 
 
-def to_download(folder: str, name: str | None) -> str | None:
-    """The official file name behind a TO_DOWNLOAD choice of `folder`; None for any other choice."""
-    if not name or not name.endswith(TO_DOWNLOAD):
+def official_to_fetch(folder: str, name: str | None) -> str | None:
+    """`name` when it is an official file of `folder` that is not on disk yet; None for any other name."""
+    source = sources.find(name, folder) if name else None
+    if source is None or source.name != name:  # a path in a subfolder is the user's own file
         return None
-    source = sources.find(name[: -len(TO_DOWNLOAD)], folder)
-    return source.name if source is not None else None
+    path = folder_paths.get_full_path(folder, name)
+    return None if path and os.path.isfile(path) else name
+
+
+def fetch_note(folder: str) -> str:
+    """One sentence for a file input's tooltip: which official files of `folder` are listed but not on disk yet."""
+    absent = [s for s in sources.in_folder(folder) if official_to_fetch(folder, s.name)]
+    if not absent:
+        return ""
+    files = ", ".join(f"{s.name} (about {sources.human_size(s.approx_bytes)})" for s in absent)
+    return (f" Not in models/{folder} yet: {files}. It is listed all the same; queueing the graph downloads it "
+            "once, verifies it and then loads it, with the progress on this node.")
 
 
 def resolve(folder: str, name: str, what: str) -> str:
@@ -74,20 +90,21 @@ def resolve(folder: str, name: str, what: str) -> str:
     path = folder_paths.get_full_path(folder, name) if name else None
     if path is None or not os.path.isfile(path):
         where = ", ".join(folder_paths.get_folder_paths(folder)) or f"models/{folder}"
-        source = sources.find(name, folder) if name else None
-        fetch = (f" It is an official file: choose '{source.name}{TO_DOWNLOAD}' in the list to fetch it when the "
-                 "graph is queued." if source is not None else "")
         raise FileNotFoundError(
-            f"{what} '{name}' was not found in models/{folder} (searched: {where}). "
-            f"Put the file there and press R in the UI to refresh the list.{fetch}")
+            f"{what} '{name}' is not in models/{folder} (searched: {where}). Put the file there and press R in "
+            "the UI to refresh the list, or pick another one.")
     return path
 
 
 def file_fingerprint(folder: str, name: str) -> tuple:
-    """(name, mtime_ns, size): changes when the file is replaced, so the host re-runs the loader."""
+    """(name, mtime_ns, size): changes when the file is replaced, so the host re-runs the loader.
+
+    A file that is not there gets a new fingerprint on every call: the loader then always runs, and fetches an
+    official file that was deleted since, instead of the host reusing the model it loaded from it before.
+    """
     path = folder_paths.get_full_path(folder, name) if name else None
     if path is None or not os.path.isfile(path):
-        return (name, None, None)
+        return (name, "absent", next(_ABSENT))
     st = os.stat(path)
     return (name, st.st_mtime_ns, st.st_size)
 

@@ -6,7 +6,6 @@ Each test module skips itself at import time when COMFYUI_PATH is unset, so the 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -75,21 +74,8 @@ def folders(host_assets, tmp_path_factory):
 @pytest.fixture(scope="module")
 def comfy_server(host_assets, tmp_path_factory):
     """One ComfyUI per test module, the pack symlinked under an odd folder name."""
-    from host_harness import ComfyServer, install_pack
+    from host_harness import asset_server
 
-    base = tmp_path_factory.mktemp("comfy_base")
-    install_pack(base / "custom_nodes")
-    (base / "input").mkdir()
-    for wav in host_assets["audio"].iterdir():
-        shutil.copy(wav, base / "input" / wav.name)
-    yaml_path = base / "extra_model_paths.yaml"
-    yaml_path.write_text(
-        "audiotoken_tests:\n"
-        f"  base_path: {host_assets['checkpoints'].parent}\n"
-        "  checkpoints: checkpoints\n"
-        "  audio_encoders: audio_encoders\n"
-        "  audiotoken: audiotoken\n"
-        "  loras: loras\n")
-    server = ComfyServer(COMFYUI_PATH, base, yaml_path).start()
+    server = asset_server(COMFYUI_PATH, host_assets, tmp_path_factory.mktemp("comfy_base")).start()
     yield server
     server.stop()

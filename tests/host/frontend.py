@@ -7,16 +7,25 @@ environments stay the ones ComfyUI itself installs.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
+import re
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import aiohttp
 
-from host_harness import free_port, stop_process
+from host_harness import REPO_ROOT, free_port, stop_process
+
+# Frontends served over a host besides its own pinned one (`--front-end-root`): 1.58.1, the newest on PyPI when
+# this was written, and 1.53.10, what ComfyUI 0.38 pins. Over 0.33.0 only: the older host lacks the server
+# routes they call, and users pair new frontends with new backends.
+EXTRA_FRONTENDS = {"0.33.0": ("1.58.1", "1.53.10")}
+FRONTENDS_DIR = REPO_ROOT / ".hosts" / "frontends"
 
 # The Debian package; other names are what distributions and CI images commonly install.
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
@@ -25,6 +34,42 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync")
 # 1.49 names the graph `rootGraph` (and keeps `graph` as a legacy getter); 1.27 has only `graph`.
 APP_READY_JS = "!!(window.app && (window.app.rootGraph ?? window.app.graph) && window.app.canvas)"
+
+
+def host_version(comfy_root: str | Path) -> str:
+    text = (Path(comfy_root) / "comfyui_version.py").read_text()
+    return re.search(r'__version__ = "(.*)"', text).group(1)
+
+
+def own_frontend() -> str:
+    """The frontend version the host's environment installed (its pinned requirement)."""
+    return importlib.metadata.version("comfyui_frontend_package")
+
+
+def frontends_for(comfy_root: str | Path) -> list[str]:
+    """Every frontend the real-frontend tests run on over this host: its own first, then EXTRA_FRONTENDS."""
+    own = own_frontend()
+    return [own, *(v for v in EXTRA_FRONTENDS.get(host_version(comfy_root), ()) if v != own)]
+
+
+def frontend_root(version: str) -> Path | None:
+    """The static folder of `comfyui-frontend-package==version` for --front-end-root; None for the host's own.
+
+    Installed on first use with pip, without dependencies (the package is the built frontend and nothing else),
+    into .hosts/frontends/<version>/, next to the host venvs.
+    """
+    if version == own_frontend():
+        return None
+    target = FRONTENDS_DIR / version
+    static = target / "comfyui_frontend_package" / "static"
+    if not (static / "index.html").is_file():
+        partial = target.with_name(f"{version}.part")
+        shutil.rmtree(partial, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+                        "--target", str(partial), f"comfyui-frontend-package=={version}"], check=True)
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+    return static
 
 
 def find_chromium() -> str | None:
@@ -108,6 +153,23 @@ class Cdp:
         return res.get("result", {}).get("value")
 
 
+# Every request of the frontend's own fetch() that the server answers with an error status, from the first script
+# on: what a frontend asks of a backend that does not have it (`Page.failed_requests`).
+FAILED_REQUESTS_JS = """(() => {
+    window.__audiotokenFailedRequests = [];
+    const fetch0 = window.fetch.bind(window);
+    window.fetch = async (input, init) => {
+        const answer = await fetch0(input, init);
+        if (answer.status >= 400) {
+            const url = typeof input === 'string' ? input : (input.url ?? String(input));
+            window.__audiotokenFailedRequests.push(`${(init?.method ?? 'GET').toUpperCase()} ${
+                new URL(url, location.href).pathname} ${answer.status}`);
+        }
+        return answer;
+    };
+})()"""
+
+
 class Page:
     """A blocking handle on the browser's first tab: a private event loop drives the async Cdp client."""
 
@@ -159,6 +221,7 @@ class Page:
         """Navigate to a ComfyUI server and wait until its frontend has built `window.app`."""
         self.call("Page.enable")
         self.call("Runtime.enable")
+        self.call("Page.addScriptToEvaluateOnNewDocument", source=FAILED_REQUESTS_JS)
         self.call("Page.navigate", url=url)
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -166,6 +229,10 @@ class Page:
                 return
             time.sleep(0.5)
         raise TimeoutError(f"the ComfyUI frontend did not start within {timeout:.0f} s: {self.console_errors()[-5:]}")
+
+    def failed_requests(self) -> list[str]:
+        """'METHOD /path STATUS' for each fetch the server answered with an error, since the page opened."""
+        return self.js("window.__audiotokenFailedRequests ?? []")
 
     def set_setting(self, setting_id: str, value) -> bool:
         """Change a frontend setting; False where this frontend has no settings API that takes it."""
@@ -175,3 +242,83 @@ class Page:
             try {{ await setting.set({json.dumps(setting_id)}, {json.dumps(value)}); return true; }}
             catch (e) {{ return false; }}
         }})()"""))
+
+
+# --- The ComfyUI app in the page: what the frontend tests do with it, on every tested frontend ----------------
+
+# 1.27 puts dialogs in PrimeVue's .p-dialog, 1.49 in reka-ui elements with role=dialog.
+VISIBLE_DIALOGS_JS = """Array.from(document.querySelectorAll('[role=dialog], [role=alertdialog], .p-dialog'))
+    .filter(d => d.getClientRects().length).map(d => d.innerText.trim().slice(0, 300))"""
+
+# afterConfigureGraph gets the frontend's own list of unknown node types on both releases (1.27: names,
+# 1.49: {type, nodeId, ...}); 1.49 shows them in a side panel, not a dialog, so the DOM alone would miss them.
+MISSING_NODES_PROBE_JS = """(() => {
+    window.__audiotokenMissingNodes = null;
+    window.app.registerExtension({
+        name: 'audiotoken.tests.missingNodesProbe',
+        afterConfigureGraph(missing) {
+            window.__audiotokenMissingNodes = (missing ?? []).map(m => typeof m === 'string' ? m : m.type);
+        },
+    });
+    return true;
+})()"""
+
+# app.queuePrompt answers only a boolean (and 1.27 says false even on success: it returns `!{}`), so keep what
+# the server answered the frontend's POST /prompt: the prompt id, or the node errors of a rejected prompt.
+# window.comfyAPI.api.api is the `api` object extensions import, on both releases.
+QUEUE_PROBE_JS = """(() => {
+    const api = window.comfyAPI.api.api, post = api.queuePrompt.bind(api);
+    api.queuePrompt = async (...args) => {
+        try {
+            const answer = await post(...args);
+            window.__audiotokenQueued = {ok: true, answer};
+            return answer;
+        } catch (e) {
+            window.__audiotokenQueued = {ok: false, status: e.status, answer: e.response ?? String(e)};
+            throw e;
+        }
+    };
+    return true;
+})()"""
+
+
+def skip_first_run(server) -> None:
+    """Mark the tutorial done, so neither frontend opens its templates browser over the first graph."""
+    server.request("POST", "/settings/Comfy.TutorialCompleted", True)
+
+
+def close_dialogs(page: Page, tries: int = 3) -> list[str]:
+    """Escape whatever is left open (release notes, a previous test's error); return what stays open."""
+    for _ in range(tries):
+        if not page.js(VISIBLE_DIALOGS_JS):
+            break
+        page.press_escape()
+    return page.js(VISIBLE_DIALOGS_JS)
+
+
+def unregistered_types(page: Page, workflow: dict) -> list[str]:
+    types = sorted({node["type"] for node in workflow["nodes"]})
+    return page.js(f"{json.dumps(types)}.filter(t => !(t in window.LiteGraph.registered_node_types))")
+
+
+def load_workflow(page: Page, workflow: dict, name: str) -> None:
+    """What opening the file does: handleFile passes the file name without its extension."""
+    page.js("window.__audiotokenMissingNodes = null")
+    page.js(f"window.app.loadGraphData({json.dumps(workflow)}, true, true, {json.dumps(name)}).then(() => true)")
+
+
+def queue_from_frontend(page: Page) -> str:
+    """Queue the open graph with the Run button's action; return the id the server gave it."""
+    page.js("window.__audiotokenQueued = null")
+    page.js("window.app.queuePrompt(0, 1).then(() => true)")
+    queued = page.js("window.__audiotokenQueued")
+    assert queued is not None, (f"the frontend posted no prompt; dialogs: {page.js(VISIBLE_DIALOGS_JS)}; "
+                                f"console errors: {page.console_errors()[-5:]}")
+    assert queued["ok"] and not queued["answer"].get("node_errors"), \
+        f"the server rejected the frontend's prompt: {json.dumps(queued, indent=1)[:3000]}"
+    return queued["answer"]["prompt_id"]
+
+
+def frontend_prompt(page: Page) -> dict:
+    """The API prompt the frontend makes of the open graph (what the Run button would post)."""
+    return page.js("window.app.graphToPrompt().then(p => p.output)")

@@ -39,10 +39,13 @@ def stop_process(proc: subprocess.Popen | None) -> None:
 
 
 class ComfyServer:
-    def __init__(self, comfy_root: str | Path, base: Path, extra_paths_yaml: Path | None = None):
+    def __init__(self, comfy_root: str | Path, base: Path, extra_paths_yaml: Path | None = None,
+                 front_end_root: Path | None = None):
+        """`front_end_root`: a frontend's static folder to serve instead of the host's own pinned package."""
         self.comfy_root = Path(comfy_root)
         self.base = Path(base)
         self.extra_paths_yaml = extra_paths_yaml
+        self.front_end_root = front_end_root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.base / "server.log"
@@ -54,6 +57,8 @@ class ComfyServer:
                "--database-url", "sqlite:///:memory:", "--disable-auto-launch", "--dont-print-server"]
         if self.extra_paths_yaml is not None:
             cmd += ["--extra-model-paths-config", str(self.extra_paths_yaml)]
+        if self.front_end_root is not None:
+            cmd += ["--front-end-root", str(self.front_end_root)]
         env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
         # The pytest process may have the repo root on PYTHONPATH; in the server `nodes` must be ComfyUI's.
         env.pop("PYTHONPATH", None)
@@ -165,6 +170,22 @@ def install_pack(custom_nodes: Path, folder: str = ODD_PACK_FOLDER) -> Path:
 
         shutil.copytree(REPO_ROOT, target, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "tests"))
     return target
+
+
+def asset_server(comfy_root: str | Path, assets: dict[str, Path], base: Path, folders=("checkpoints", "audio_encoders",
+                 "audiotoken", "loras"), front_end_root: Path | None = None) -> ComfyServer:
+    """A ComfyUI (not started) with the pack under an odd folder name, the test sounds in input/, and the generated
+    model `folders` (host_assets) reached through extra_model_paths.yaml; the other model folders start empty."""
+    import shutil
+
+    install_pack(base / "custom_nodes")
+    (base / "input").mkdir()
+    for wav in assets["audio"].iterdir():
+        shutil.copy(wav, base / "input" / wav.name)
+    yaml_path = base / "extra_model_paths.yaml"
+    yaml_path.write_text(f"audiotoken_tests:\n  base_path: {assets['checkpoints'].parent}\n"
+                         + "".join(f"  {folder}: {folder}\n" for folder in folders))
+    return ComfyServer(comfy_root, base, yaml_path, front_end_root=front_end_root)
 
 
 def quote(name: str) -> str:

@@ -2,7 +2,12 @@
 
 test_server_workflows posts prompts made by ui_to_api; here the frontend itself turns the graph into the API
 prompt, as it does for a user, so a widget-order or node-registration problem that only the frontend sees
-shows up. One browser tab per module, shared by all workflows, like a user opening one file after another.
+shows up. One browser tab per frontend, shared by all workflows, like a user opening one file after another.
+
+Every workflow runs on each frontend `frontend.frontends_for` names for this host: its own pinned one, and over
+0.33.0 also 1.58.1 (the newest) and 1.53.10 (what ComfyUI 0.38 pins), served by the same backend with
+--front-end-root. The requests a frontend makes that the backend answers with an error are printed per frontend
+(test_frontend_backend_pairing), the record of what that pairing lacks.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ if not COMFYUI_PATH:
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
 
-from frontend import CHROMIUM_CANDIDATES, Chromium, Page, find_chromium  # noqa: E402
+from frontend import (CHROMIUM_CANDIDATES, MISSING_NODES_PROBE_JS, QUEUE_PROBE_JS, VISIBLE_DIALOGS_JS,  # noqa: E402
+                      Chromium, Page, close_dialogs, find_chromium, frontend_prompt, frontend_root, frontends_for,
+                      host_version, load_workflow, queue_from_frontend, skip_first_run, unregistered_types)
 from host_assets import LONG_RECORDING_WINDOWS  # noqa: E402
-from host_harness import REPO_ROOT, saved_images  # noqa: E402
+from host_harness import REPO_ROOT, asset_server, saved_images  # noqa: E402
 from partial_runs import PARTIAL, run_audio_part, split_workflows, static_problems, write_placeholders  # noqa: E402
 from ui_to_api import set_inputs, ui_to_api  # noqa: E402
 
@@ -31,42 +38,6 @@ WORKFLOWS = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 FULL, PARTIAL_RUNS = split_workflows(WORKFLOWS)
 EXPECTED_IMAGES = {"audiotoken_long_recording_windows.json": LONG_RECORDING_WINDOWS}
 SHRINK = {"EmptyLatentImage": {"width": 64, "height": 64}, "KSampler": {"steps": 2}}
-
-# 1.27 puts dialogs in PrimeVue's .p-dialog, 1.49 in reka-ui elements with role=dialog.
-VISIBLE_DIALOGS_JS = """Array.from(document.querySelectorAll('[role=dialog], [role=alertdialog], .p-dialog'))
-    .filter(d => d.getClientRects().length).map(d => d.innerText.trim().slice(0, 300))"""
-
-# afterConfigureGraph gets the frontend's own list of unknown node types on both releases (1.27: names,
-# 1.49: {type, nodeId, ...}); 1.49 shows them in a side panel, not a dialog, so the DOM alone would miss them.
-MISSING_NODES_PROBE_JS = """(() => {
-    window.__audiotokenMissingNodes = null;
-    window.app.registerExtension({
-        name: 'audiotoken.tests.missingNodesProbe',
-        afterConfigureGraph(missing) {
-            window.__audiotokenMissingNodes = (missing ?? []).map(m => typeof m === 'string' ? m : m.type);
-        },
-    });
-    return true;
-})()"""
-
-# app.queuePrompt answers only a boolean (and 1.27 says false even on success: it returns `!{}`), so keep what
-# the server answered the frontend's POST /prompt: the prompt id, or the node errors of a rejected prompt.
-# window.comfyAPI.api.api is the `api` object extensions import, on both releases.
-QUEUE_PROBE_JS = """(() => {
-    const api = window.comfyAPI.api.api, post = api.queuePrompt.bind(api);
-    api.queuePrompt = async (...args) => {
-        try {
-            const answer = await post(...args);
-            window.__audiotokenQueued = {ok: true, answer};
-            return answer;
-        } catch (e) {
-            window.__audiotokenQueued = {ok: false, status: e.status, answer: e.response ?? String(e)};
-            throw e;
-        }
-    };
-    return true;
-})()"""
-
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory):
@@ -80,15 +51,28 @@ def chromium(tmp_path_factory):
     browser.stop()
 
 
-@pytest.fixture(scope="module")
-def placeholders(comfy_server):
-    """Before the frontend reads the model lists: the image-model files the partial workflows name."""
-    return write_placeholders(comfy_server.base / "models", WORKFLOWS)
+FRONTENDS = frontends_for(COMFYUI_PATH)
+
+
+@pytest.fixture(scope="module", params=FRONTENDS, ids=[f"frontend-{v}" for v in FRONTENDS])
+def frontend(request) -> str:
+    return request.param
 
 
 # Chromium first: a missing browser fails at once instead of after a minute of server start.
 @pytest.fixture(scope="module")
-def page(chromium, comfy_server, placeholders):
+def comfy_server(chromium, frontend, host_assets, tmp_path_factory):
+    """One ComfyUI per frontend, serving that frontend; the image-model placeholders are there before it lists."""
+    server = asset_server(COMFYUI_PATH, host_assets, tmp_path_factory.mktemp(f"comfy_frontend_{frontend}"),
+                          front_end_root=frontend_root(frontend))
+    write_placeholders(server.base / "models", WORKFLOWS)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def page(chromium, comfy_server):
     skip_first_run(comfy_server)
     tab = Page(chromium.cdp_port)
     tab.open_frontend(comfy_server.url + "/")
@@ -99,33 +83,8 @@ def page(chromium, comfy_server, placeholders):
 
 
 @pytest.fixture(scope="module")
-def object_info(comfy_server, placeholders):
+def object_info(comfy_server):
     return comfy_server.get_json("/object_info")
-
-
-def skip_first_run(server) -> None:
-    """Mark the tutorial done, so neither frontend opens its templates browser over the first graph."""
-    server.request("POST", "/settings/Comfy.TutorialCompleted", True)
-
-
-def close_dialogs(page: Page, tries: int = 3) -> list[str]:
-    """Escape whatever is left open (release notes, a previous test's error); return what stays open."""
-    for _ in range(tries):
-        if not page.js(VISIBLE_DIALOGS_JS):
-            break
-        page.press_escape()
-    return page.js(VISIBLE_DIALOGS_JS)
-
-
-def unregistered_types(page: Page, workflow: dict) -> list[str]:
-    types = sorted({node["type"] for node in workflow["nodes"]})
-    return page.js(f"{json.dumps(types)}.filter(t => !(t in window.LiteGraph.registered_node_types))")
-
-
-def load_workflow(page: Page, workflow: dict, name: str) -> None:
-    """What opening the file does: handleFile passes the file name without its extension."""
-    page.js("window.__audiotokenMissingNodes = null")
-    page.js(f"window.app.loadGraphData({json.dumps(workflow)}, true, true, {json.dumps(name)}).then(() => true)")
 
 
 def shrink_in_page(page: Page) -> list[str]:
@@ -140,23 +99,6 @@ def shrink_in_page(page: Page) -> list[str]:
         }}
         return changed.sort();
     }})()""")
-
-
-def queue_from_frontend(page: Page) -> str:
-    """Queue the open graph with the Run button's action; return the id the server gave it."""
-    page.js("window.__audiotokenQueued = null")
-    page.js("window.app.queuePrompt(0, 1).then(() => true)")
-    queued = page.js("window.__audiotokenQueued")
-    assert queued is not None, (f"the frontend posted no prompt; dialogs: {page.js(VISIBLE_DIALOGS_JS)}; "
-                                f"console errors: {page.console_errors()[-5:]}")
-    assert queued["ok"] and not queued["answer"].get("node_errors"), \
-        f"the server rejected the frontend's prompt: {json.dumps(queued, indent=1)[:3000]}"
-    return queued["answer"]["prompt_id"]
-
-
-def frontend_prompt(page: Page) -> dict:
-    """The API prompt the frontend makes of the open graph (what the Run button would post)."""
-    return page.js("window.app.graphToPrompt().then(p => p.output)")
 
 
 def assert_prompt_matches_ui_to_api(ran: dict, workflow: dict, object_info: dict, shrink: dict = SHRINK) -> None:
@@ -186,6 +128,14 @@ def open_workflow(page: Page, path: Path) -> dict:
     dialogs = page.js(VISIBLE_DIALOGS_JS)
     assert not [d for d in dialogs if "missing" in d.lower()], dialogs
     return workflow
+
+
+def test_frontend_backend_pairing(page, frontend):
+    """The frontend is the one asked for, and what it asked of this backend in vain is on record (printed)."""
+    assert page.js("window.__COMFYUI_FRONTEND_VERSION__") == frontend
+    failed = sorted(set(page.failed_requests()))
+    print(f"frontend {frontend} over ComfyUI {host_version(COMFYUI_PATH)}: requests answered with an error: "
+          f"{failed or 'none'}")
 
 
 def test_every_example_workflow_is_queued_whole_or_in_part():

@@ -128,33 +128,56 @@ def test_node_offers_the_official_files_before_they_exist(server):
     assert model_files(server, "audiotoken") == [] and server.get_json("/models/audiotoken") == []
 
 
-def test_model_loader_offers_missing_official_files_and_fetches_them_when_queued(server, mirror):
+def test_model_loader_offers_missing_official_files_under_their_names_and_fetches_them_when_queued(server, mirror):
     info = server.get_json("/object_info/AudioTokenModelLoader")["AudioTokenModelLoader"]["input"]["required"]
-    assert info["embedder_name"][1]["options"] == [EMBEDDER + " (download)"]
-    assert info["audio_encoder_name"][1]["options"] == [BEATS + " (download)"]
-    assert "(download)" in info["embedder_name"][1]["tooltip"]
+    assert info["embedder_name"][1]["options"] == [EMBEDDER]  # not on disk, listed under its plain name
+    assert info["audio_encoder_name"][1]["options"] == [BEATS]
+    assert f"Not in models/audiotoken yet: {EMBEDDER} (about 35.4 MB)" in info["embedder_name"][1]["tooltip"]
+    assert f"Not in models/audio_encoders yet: {BEATS}" in info["audio_encoder_name"][1]["tooltip"]
     prompt = {"1": {"class_type": "AudioTokenModelLoader",
-                    "inputs": {"embedder_name": EMBEDDER + " (download)",
-                               "audio_encoder_name": BEATS + " (download)", "precision": "auto"}},
+                    "inputs": {"embedder_name": EMBEDDER, "audio_encoder_name": BEATS, "precision": "auto"}},
               "2": {"class_type": "LoadAudio", "inputs": {"audio": "dog_bark.wav"}},
               "3": {"class_type": "AudioTokenDescribe", "inputs": {"audiotoken_model": ["1", 0], "audio": ["2", 0],
                                                                    "k": 3, "threshold": 0.0, "mode": "mean",
                                                                    "window_seconds": 10.0}}}
-    plain = json.loads(json.dumps(prompt))
-    plain["1"]["inputs"]["embedder_name"] = EMBEDDER  # as a workflow made where the file exists names it
-    status, answer = server.post_prompt(plain)
-    assert f"choose '{EMBEDDER} (download)'" in json.dumps(answer), answer
     with ProgressListener(server.url) as progress:
         entry = server.run(prompt)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"], indent=1)[-3000:]
     assert model_files(server, "audiotoken") == [EMBEDDER] and model_files(server, "audio_encoders") == [BEATS]
+    # the host's progress bar on the loader, in bytes, ending at each file's size
     assert {m["max"] for m in progress.messages if m["node"] == "1" and m["value"] == m["max"]} >= \
         {len(mirror.files[mirror.paths[EMBEDDER]]), len(mirror.files[mirror.paths[BEATS]])}
     listed = server.get_json("/object_info/AudioTokenModelLoader")["AudioTokenModelLoader"]["input"]["required"]
-    assert listed["embedder_name"][1]["options"] == [EMBEDDER]  # on disk now: offered as itself
+    assert listed["embedder_name"][1]["options"] == [EMBEDDER] and "yet" not in listed["embedder_name"][1]["tooltip"]
     # the later tests start from empty folders again
     for folder, name in (("audiotoken", EMBEDDER), ("audio_encoders", BEATS)):
         (server.models / folder / name).unlink()
+
+
+def test_model_loader_names_every_file_it_could_not_fetch_under_a_readable_type(server, mirror):
+    """Both downloads fail: one error, on the loader, naming both files and where to put each."""
+    for name in (EMBEDDER, BEATS):
+        mirror.faults.status[mirror.paths[name]] = 404
+    try:
+        entry = server.run({"1": {"class_type": "AudioTokenModelLoader",
+                                  "inputs": {"embedder_name": EMBEDDER, "audio_encoder_name": BEATS,
+                                             "precision": "auto"}},
+                            "2": {"class_type": "LoadAudio", "inputs": {"audio": "dog_bark.wav"}},
+                            "3": {"class_type": "AudioTokenDescribe",
+                                  "inputs": {"audiotoken_model": ["1", 0], "audio": ["2", 0], "k": 3,
+                                             "threshold": 0.0, "mode": "mean", "window_seconds": 10.0}}})
+    finally:
+        for name in (EMBEDDER, BEATS):
+            del mirror.faults.status[mirror.paths[name]]
+    assert entry["status"]["status_str"] == "error"
+    err = error_message(entry)
+    # What the frontend's error panel shows as the title: `${exception_type}: ${exception_message}`.
+    assert err["node_type"] == "AudioTokenModelLoader" and err["exception_type"] == "AudioTokenMissingModel", err
+    msg = err["exception_message"]
+    for folder, name in (("audiotoken", EMBEDDER), ("audio_encoders", BEATS)):
+        assert f"put {name}" in msg and str(server.models / folder / name) in msg, msg
+    assert msg.count("404") == 2, msg
+    assert model_files(server, "audiotoken") == [] and model_files(server, "audio_encoders") == []
 
 
 def test_failed_download_fails_that_prompt_and_leaves_nothing(server, mirror):

@@ -93,3 +93,27 @@ def test_unknown_model_file_fails_validation(comfy_server):
     assert status == 400
     details = " ".join(e["details"] for e in answer["node_errors"]["2"]["errors"])
     assert "missing.safetensors" in details and "models/audiotoken" in details, details
+
+
+def test_missing_files_are_named_together_on_the_file_inputs_only(comfy_server):
+    """Neither file exists: one message names both (the embedder and BEATs), on the two file inputs; precision,
+    which is fine, carries none. (The host repeats a validate_inputs answer on each input the function takes.)"""
+    status, answer = comfy_server.post_prompt(graph(embedder="gone.safetensors", encoder="gone_beats.pt"))
+    assert status == 400
+    errors = answer["node_errors"]["2"]["errors"]
+    assert sorted(e["extra_info"]["input_name"] for e in errors) == ["audio_encoder_name", "embedder_name"], errors
+    for e in errors:
+        details = e["details"]
+        assert "'gone.safetensors' is not in models/audiotoken" in details, details
+        assert "'gone_beats.pt' is not in models/audio_encoders" in details, details
+        assert details.count("Put the file there") == 2, details
+    assert_still_serving(comfy_server)
+
+
+def test_official_file_names_validate_and_a_wrong_one_is_named_alone(comfy_server):
+    """The official names are what the templates save: they validate (fetched when absent); only the wrong
+    BEATs is named."""
+    status, answer = comfy_server.post_prompt(graph(encoder="gone_beats.pt"))
+    assert status == 400
+    (details,) = {e["details"].split(" - ", 1)[1] for e in answer["node_errors"]["2"]["errors"]}  # "input - text"
+    assert "gone_beats.pt" in details and EMBEDDER not in details, details
