@@ -233,6 +233,8 @@ def test_template_cards_show_their_pictures_and_titles(page, server, frontend, t
         # Title and description: all a frontend shows for a custom node's template is its file name, as the
         # title and, with - and _ as spaces, as the description.
         assert card["name"] in card["text"], card
+    # What the page's own fetches got (1.27 fetches the pictures; 1.49+ sets them as <img src>, seen above).
+    assert not [r for r in page.failed_requests() if "/workflow_templates/" in r], page.failed_requests()
     page.press_escape(2)
     page.call("Emulation.setDeviceMetricsOverride", width=1400, height=1000, deviceScaleFactor=1, mobile=False)
 
