@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
 from .audio import TARGET_RATE, prepare_audio, seconds_to_samples, take_window
 from .pipeline import AudioTokenizer, ProgressFn, WindowTokens
+from .resample import output_length
 
 ALIGNS = ("centred", "trailing")
 # Frame and keyframe times are computed in float64; positions this close to a keyframe count as on it,
@@ -224,12 +225,20 @@ def frame_loudness(wave16k: torch.Tensor, schedule: FrameSchedule) -> torch.Tens
 def encode_schedule(tokenizer: AudioTokenizer, waveform, sample_rate: int, fps: float, n_frames: int = 0,
                     start_s: float = 0.0, hop_s: float = 0.5, window_s: float = 2.0, align: str = "centred",
                     smoothing_s: float = 0.0, batch_windows: int | None = None, progress: ProgressFn | None = None,
-                    heard: bool = False) -> ScheduledTokens:
+                    heard: bool = False, check: Callable[[FrameSchedule], None] | None = None) -> ScheduledTokens:
     """One recording -> its frame schedule, smoothed keyframe tokens (model device) and per-frame loudness;
-    with `heard`, also the keyframes' AudioSet probabilities, smoothed the same way."""
+    with `heard`, also the keyframes' AudioSet probabilities, smoothed the same way.
+
+    `check(schedule)` sees the plan before the audio is resampled or BEATs runs, and may raise: a refusal of
+    an hour-long schedule (`limits.check_schedule`) then costs a moment, not the hour.
+    """
     _check_non_negative("smoothing", smoothing_s)  # before BEATs runs, not after
+    # planned from the length resampling will give, so nothing is resampled before the check
+    n_samples = output_length(int(waveform.shape[-1]), sample_rate, TARGET_RATE)
+    schedule = plan_schedule(n_samples / TARGET_RATE, fps, n_frames, start_s, hop_s, window_s, align)
+    if check is not None:
+        check(schedule)
     wave = _one_recording(prepare_audio(waveform, sample_rate))
-    schedule = plan_schedule(wave.shape[-1] / TARGET_RATE, fps, n_frames, start_s, hop_s, window_s, align)
     keys = keyframe_tokens(tokenizer, wave, schedule, batch_windows, progress, heard)
     tokens = {name: smooth_keyframes(t, schedule.hop_s, smoothing_s) for name, t in keys.tokens.items()}
     probs = None if keys.heard is None else smooth_keyframes(keys.heard, schedule.hop_s, smoothing_s)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io, ui
 
+from ..audiotoken_core.limits import MAX_FRAMES, MAX_KEYFRAMES
 from ..audiotoken_core.schedule import ALIGNS, ScheduledTokens
 from . import host_compat
 from .heard import can_hear, heard_over_time, name_rows, no_head_message
+from .limits import check_schedule_size
 from .progress import host_progress
 from .encode import MAX_WINDOW_S, unpack_audio
 from .types import (CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, HeardRows, KeyframeTokens,
@@ -38,7 +40,9 @@ class AudioTokenSchedule(io.ComfyNode):
                 io.Int.Input("frames", default=0, min=0, max=100000,
                              tooltip="How many frames. 0 = every frame from start_seconds to the end of the "
                                      "recording. More frames than the audio lasts is an error that says how "
-                                     "many fit."),
+                                     f"many fit. At most {MAX_FRAMES:,} frames ({MAX_KEYFRAMES:,} keyframes), "
+                                     "and only as many as the memory holds: a longer schedule is refused "
+                                     "before any work, with its size."),
                 io.Float.Input("start_seconds", default=0.0, min=0.0, max=86400.0, step=0.1, round=0.001,
                                tooltip="Time in the recording of the first frame."),
                 io.Float.Input("hop_seconds", default=DEFAULT_HOP_S, min=0.05, max=60.0, step=0.05, round=0.001,
@@ -87,11 +91,16 @@ class AudioTokenSchedule(io.ComfyNode):
                 smoothing=0.0) -> io.NodeOutput:
         host_compat.require("encode")
         waveform, sample_rate = unpack_audio(audio)
+        # Before BEATs: the conditioning Text Encode will make from this is at least one 77-position prompt
+        # per frame, as wide as the embedder's heads together (768 for SD1.5, 2048 for SDXL).
+        embedder = audiotoken_model.tokenizer.embedder
+        widths = list(embedder.widths.values()) if embedder is not None else []
         result = audiotoken_model.encode_schedule(waveform, sample_rate, fps=float(fps), n_frames=int(frames),
                                                   start_s=float(start_seconds), hop_s=float(hop_seconds),
                                                   window_s=float(window_seconds), align=align,
                                                   smoothing_s=float(smoothing), progress=host_progress(),
-                                                  heard=can_hear(audiotoken_model))
+                                                  heard=can_hear(audiotoken_model),
+                                                  check=lambda plan: check_schedule_size(plan, widths, True))
         # what BEATs heard at each keyframe, for Text Encode's word route (interpolated like the tokens)
         heard = None if result.heard is None else HeardRows(name_rows(audiotoken_model, result.heard)[0],
                                                             result.heard.float().cpu())

@@ -10,6 +10,14 @@ one of two routes:
 - **words**: no head fits, so the placeholder becomes words (what BEATs heard, or the user's fallback text).
 Matching the placeholder's BPE ids instead would be brittle (`>` merges differently before `,` or `:`).
 The shared CLIP object is never modified: the routes live on copies of its sub-tokenizers.
+
+A head fits an encoder when it is named for the encoder's embedding key (`clip_l` -> head `l`, `t5xxl`,
+`qwen25_7b`, `qwen3_4b`) and has its width; each head brings its own number of vectors. The name is written
+with only the spaces the host's parser needs, because the BPE tokenizers of the LLM encoders (Qwen) keep
+every space as a token. Two host gaps are bridged: Qwen-Image's tokenizer passes no embedding directory (the
+copy gets ours), and its image-placeholder scan compares every entry with an int, which fails on a vector, so
+placed vectors pass its wrapper as `{"type": "embedding"}` entries and come back as the plain vectors the
+host's own `SDTokenizer` gives.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from ..audiotoken_core.embedder.meta import head_name
 from ..audiotoken_core.prompt import fits
 from . import host_compat
 from .embedding_file import write_embedding
@@ -33,7 +42,7 @@ _PLACEHOLDER_RE = re.compile(re.escape(PLACEHOLDER), re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Encoder:
-    """One sub-tokenizer of a CLIP: its attribute, the name tokens are keyed by (`l`, `g`, `t5xxl`), its width."""
+    """One sub-tokenizer of a CLIP: its attribute, the head that serves it (`l`, `g`, `t5xxl`), its width."""
 
     attr: str
     name: str
@@ -41,6 +50,11 @@ class Encoder:
 
     def label(self) -> str:
         return f"{self.name} ({self.width})"
+
+
+class _Placed(dict):
+    """A placed vector while the family's tokenizer wrapper runs: an entry the host's encoders read as an
+    embedding, and that no `entry == int` test chokes on."""
 
 
 def missing_placeholder_message(text: str) -> str | None:
@@ -61,9 +75,7 @@ def clip_encoders(clip) -> list[Encoder]:
     found = []
     for attr, sub in vars(clip.tokenizer).items():
         if isinstance(sub, SDTokenizer):
-            key = sub.embedding_key
-            found.append(Encoder(attr, key[len("clip_"):] if key.startswith("clip_") else key,
-                                 int(sub.embedding_size)))
+            found.append(Encoder(attr, head_name(sub.embedding_key), int(sub.embedding_size)))
     if not found:
         raise ValueError(
             f"This CLIP ({type(clip.tokenizer).__name__}) has no tokenizer of the CLIP/T5 family, so the sound "
@@ -78,9 +90,17 @@ def token_route(encoders: list[Encoder], tokens: dict[str, torch.Tensor]) -> set
 
 
 def describe_routes(encoders: list[Encoder], tokens: dict[str, torch.Tensor], words_source: str) -> str:
-    """What the node preview says: which path each encoder took."""
+    """What the node preview says: which path each encoder took, and why an encoder got words."""
     routed = token_route(encoders, tokens)
-    lines = [f"{e.label()}: {'audio token' if e.attr in routed else words_source}" for e in encoders]
+    lines = []
+    for e in encoders:
+        if e.attr in routed:
+            n = int(tokens[e.name].shape[1])
+            lines.append(f"{e.label()}: audio token ({n} vector{'s' if n > 1 else ''})")
+            continue
+        why = (f" (the embedder's {e.name} head is {int(tokens[e.name].shape[-1])} wide)" if e.name in tokens
+               else "")
+        lines.append(f"{e.label()}: {words_source}{why}")
     if not routed:
         heads = ", ".join(f"{k} ({int(v.shape[-1])})" for k, v in sorted(tokens.items()))
         lines.append(f"No encoder of this CLIP fits the embedder's token ({heads}): words only.")
@@ -110,9 +130,14 @@ class _Routes:
         tokenize = sub.tokenize_with_weights  # bound to the copy
 
         def tokenize_with_weights(text, *args, **kwargs):
-            out = tokenize(_PLACEHOLDER_RE.sub(lambda _: self.replacement[enc.attr], text), *args, **kwargs)
+            if as_token:
+                text = _PLACEHOLDER_RE.sub(lambda m: _spaced(m, self.replacement[enc.attr]), text)
+            else:
+                text = _PLACEHOLDER_RE.sub(lambda _: self.replacement[enc.attr], text)
+            out = tokenize(text, *args, **kwargs)
             if as_token:
                 self.placed[enc.attr] = self.placed.get(enc.attr, 0) + _count_vectors(out, self.vectors[enc.name])
+                out = _mark_vectors(out)
             return out
 
         sub.tokenize_with_weights = tokenize_with_weights
@@ -122,14 +147,33 @@ class _Routes:
                  encoders: list[Encoder]) -> dict:
         self.vectors = vectors
         self.placed = {}
-        # The leading space is required by the host's split regex, the trailing one ends the name.
-        self.replacement = {e.attr: f" embedding:{name} " if e.attr in routed else words for e in encoders}
-        tokenized = self.clip.tokenize(text)
+        self.replacement = {e.attr: f"embedding:{name}" if e.attr in routed else words for e in encoders}
+        tokenized = _unmark_vectors(self.clip.tokenize(text))
         expected = placeholder_count(text)
         for enc in encoders:
             if enc.attr in routed:
                 _check_placed(enc, self.placed.get(enc.attr, 0), expected * vectors[enc.name].shape[0])
         return tokenized
+
+
+def _spaced(match: re.Match, name: str) -> str:
+    """`embedding:NAME` with a space before it unless one is there (the host splits the prompt at a space or
+    newline before `embedding:`), and one after unless the name already ends there (a name runs to the next
+    whitespace). No more: a Qwen tokenizer would read an extra space as a token of its own."""
+    text, start, end = match.string, match.start(), match.end()
+    before = "" if start == 0 or text[start - 1] in " \n" else " "
+    after = "" if end == len(text) or text[end].isspace() else " "
+    return f"{before}{name}{after}"
+
+
+def _mark_vectors(tokenized) -> list:
+    return [[(_Placed(type="embedding", data=e[0]), *e[1:]) if isinstance(e[0], torch.Tensor) else e for e in chunk]
+            for chunk in tokenized]
+
+
+def _unmark_vectors(tokenized: dict) -> dict:
+    return {key: [[(e[0]["data"], *e[1:]) if isinstance(e[0], _Placed) else e for e in chunk] for chunk in value]
+            if isinstance(value, list) else value for key, value in tokenized.items()}
 
 
 def _count_vectors(tokenized, rows: torch.Tensor) -> int:
@@ -175,11 +219,18 @@ def tokenize_with_sound(clip, text: str, tokens: dict[str, torch.Tensor], words:
     return per_sound
 
 
-def encode_with_tokens(clip, text: str, tokens: dict[str, torch.Tensor], words: list[str] | None = None) -> list:
+def encode_with_tokens(clip, text: str, tokens: dict[str, torch.Tensor], words: list[str] | None = None,
+                       progress=None) -> list:
     """CONDITIONING for `text` with the sound in every placeholder: B conditionings stacked on the batch axis
-    (cond and pooled alike), so a latent batch of B gives one image per sound."""
-    return stack_conditionings([clip.encode_from_tokens_scheduled(t)
-                                for t in tokenize_with_sound(clip, text, tokens, words)])
+    (cond and pooled alike), so a latent batch of B gives one image per sound. `progress(done, total)` is
+    called after each text-encoder run (a schedule's thousands of keyframes take minutes)."""
+    tokenized = tokenize_with_sound(clip, text, tokens, words)
+    encoded = []
+    for t in tokenized:
+        encoded.append(clip.encode_from_tokens_scheduled(t))
+        if progress is not None:
+            progress(len(encoded), len(tokenized))
+    return stack_conditionings(encoded)
 
 
 def stack_conditionings(items: list[list]) -> list:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from comfy_api.latest import io, ui
 
+from .limits import check_schedule_size
+from .progress import host_progress
 from .splice import clip_encoders, describe_routes, encode_with_tokens, missing_placeholder_message
 from .types import CATEGORY, PLACEHOLDER, AudioTokensType, combo_problem
 
@@ -57,9 +59,11 @@ class AudioTokenTextEncode(io.ComfyNode):
             raise ValueError("No CLIP: the checkpoint has no text encoder. Connect the CLIP output of a "
                              "checkpoint loader or a CLIP loader.")
         keyframes = getattr(audio_tokens, "keyframes", None)
+        if keyframes is not None:  # before the first text-encoder run: a too long schedule is refused with its size
+            check_schedule_size(keyframes.schedule, [e.width for e in clip_encoders(clip)], estimate=True)
         rows = keyframes.tokens if keyframes is not None else audio_tokens.tokens
         prompts, source = word_prompts(audio_tokens, next(iter(rows.values())).shape[0], words, fallback_text or "")
-        conditioning = encode_with_tokens(clip, text, rows, prompts)
+        conditioning = encode_with_tokens(clip, text, rows, prompts, progress=host_progress())
         if keyframes is not None:
             # One text-encoder run per keyframe, then the outputs are interpolated per frame, as prompt travel does.
             conditioning = [[keyframes.schedule.interpolate(c), _interpolate_extras(keyframes.schedule, x, c)]
