@@ -6,7 +6,8 @@ PYTHON="${PYTHON:-python3}"
 EXTRAS="${EXTRAS:-train,eval,dev}"
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
+# PIP_QUIET="" shows pip's progress bars (scripts/generate.sh's first setup); quiet by default.
+PIP=("$VENV/bin/python" -m pip install ${PIP_QUIET--q} --disable-pip-version-check)
 
 # The torch triple that works with ComfyUI here, installed first so no later package picks another build.
 # (This pins the project's own venv only; the pack itself pins nothing the host provides and needs no

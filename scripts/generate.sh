@@ -10,8 +10,37 @@ CALLER="$PWD"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 VENV="${AUDIOTOKEN_VENV:-.venv}"
+for arg in "$@"; do
+    if [ "$arg" = "-h" ] || [ "$arg" = "--help" ]; then
+        # At once and without a venv: train/generate.py's own parser, read from its source (torch only gives
+        # --device its default, which the help does not show).
+        python3 - "$ROOT/train/generate.py" <<'PY'
+import argparse, ast, sys
+from pathlib import Path
+src = Path(sys.argv[1]).read_text()
+tree = ast.parse(src)
+fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "build_parser")
+cuda = type("cuda", (), {"is_available": staticmethod(lambda: False)})
+space = {"argparse": argparse, "Path": Path, "__doc__": ast.get_docstring(tree), "torch": type("torch", (), {"cuda": cuda})}
+exec(compile(ast.Module([fn], []), "train/generate.py", "exec"), space)
+space["build_parser"]().print_help()
+PY
+        echo
+        echo "The first run makes a Python environment in $VENV (torch 2.9.1, diffusers, transformers, ...)."
+        exit 0
+    fi
+done
 if ! "$VENV/bin/python" -c "import diffusers, transformers, av, tqdm, huggingface_hub, PIL" 2>/dev/null; then
-    EXTRAS=train source scripts/env.sh
+    echo "First run: making the Python environment in $VENV: torch 2.9.1 + torchvision + torchaudio, diffusers," >&2
+    echo "transformers, accelerate, av and the pack. From PyPI the torch wheels carry the CUDA libraries: about" >&2
+    echo "3 GB to download and about 7 GB on disk (CPU wheels: about 1 GB). This takes a few minutes." >&2
+    if ! command -v nvidia-smi >/dev/null 2>&1 && ! ls /dev/nvidia0 >/dev/null 2>&1; then
+        echo "No NVIDIA GPU found: the default torch wheels include CUDA libraries (several GB) this machine" >&2
+        echo "cannot use. For CPU wheels, stop now (Ctrl-C) and run:" >&2
+        echo "  PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu bash scripts/generate.sh ..." >&2
+    fi
+    # pip's own progress bars (env.sh is quiet for the test scripts)
+    PIP_QUIET="" EXTRAS=train source scripts/env.sh
 fi
 PY="$(cd "$VENV" && pwd)/bin/python"
 cd "$CALLER"

@@ -1,0 +1,28 @@
+"""`scripts/generate.sh --help` on a fresh clone: the generator's options at once, and no venv made."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_help_answers_without_installing(tmp_path):
+    clone = tmp_path / "clone"
+    for rel in ("scripts/generate.sh", "scripts/env.sh", "train/generate.py"):
+        (clone / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / rel, clone / rel)
+    env = {k: v for k, v in os.environ.items() if k not in ("AUDIOTOKEN_VENV", "VIRTUAL_ENV", "PYTHONPATH")}
+    began = time.perf_counter()
+    proc = subprocess.run(["bash", str(clone / "scripts" / "generate.sh"), "--help"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    took = time.perf_counter() - began
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: python -m train.generate") and "--audio" in proc.stdout
+    assert "--no-download" in proc.stdout and "first run makes a Python environment" in proc.stdout
+    assert not (clone / ".venv").exists() and not (tmp_path / ".venv").exists()
+    print(f"generate.sh --help on a fresh copy: {took:.2f} s")
