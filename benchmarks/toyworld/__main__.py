@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .run import SOURCES, Settings, run
+from .run import DENOISERS, SOURCES, Settings, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lambda-norm", type=float, default=d.lambda_norm, help="the trainer's --lambda-norm")
     p.add_argument("--class-loss", action=argparse.BooleanOptionalAction, default=d.class_loss,
                    help="the trainer's --class-loss (the class word is the label)")
+    p.add_argument("--denoiser", default=d.denoiser, choices=sorted(DENOISERS),
+                   help="the toy T2I model: 'unet' (CLIP + UNet2DConditionModel, ε prediction) or 'flow' (T5 + "
+                        "SD3Transformer2DModel trained by flow matching, the velocity target)")
     p.add_argument("--guidance", type=float, default=d.guidance)
     args = p.parse_args(argv)
     if args.sounds_dir and not Path(args.sounds_dir).is_dir():

@@ -14,9 +14,12 @@ from pathlib import Path
 
 import torch
 
-from . import audio_token, classify, pictures, probe, sounds, spoken, t2i
+from . import audio_token, classify, flow_t2i, pictures, probe, sounds, spoken, t2i
 
 SOURCES = ("synthetic", *spoken.PHRASE_SETS)
+# the toy T2I model: the UNet world (ε prediction, CLIP) or its flow-matching twin (velocity, T5 + SD3 transformer);
+# each module builds, trains, saves, loads, encodes prompts and samples its kind
+DENOISERS = {"unet": t2i, "flow": flow_t2i}
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Settings:
     pictures_per_class: int = 256
     classifier_steps: int = 300
     reuse_t2i: bool = False
+    denoiser: str = "unet"  # a key of DENOISERS
 
 
 class Clock:
@@ -89,17 +93,18 @@ def load_sounds(s: Settings, out: Path, log) -> sounds.SoundSet:
 def toy_t2i(s: Settings, names: list[str], pool, out: Path, clock: Clock, log):
     """The frozen toy T2I model; `(base, steps trained)`. Word i always draws picture class i and the vocabulary
     is positional, so a model saved for other class words of the same K and seed fits as it is."""
-    base = t2i.build(names, s.seed)
-    saved = out / f"toy-t2i-k{len(names)}.pt"
+    world = DENOISERS[s.denoiser]
+    base = world.build(names, s.seed)
+    saved = out / (f"toy-t2i-k{len(names)}.pt" if s.denoiser == "unet" else f"toy-{s.denoiser}-t2i-k{len(names)}.pt")
     recipe = {"classes": len(names), "seed": s.seed, "steps": s.t2i_steps, "batch": s.t2i_batch, "lr": s.t2i_lr,
               "pictures_per_class": s.pictures_per_class}
-    if s.reuse_t2i and t2i.load(base, saved, recipe):
+    if s.reuse_t2i and world.load(base, saved, recipe):
         log(f"reusing the toy T2I model in {saved} (same K, seed and recipe)")
         return base, s.t2i_steps
     log(f"training the toy T2I model ({s.t2i_steps} steps, batch {s.t2i_batch})")
-    done = t2i.train_t2i(base, pool, s.t2i_steps, s.t2i_batch, s.t2i_lr, s.seed, clock.deadline(0.6), log)
+    done = world.train_t2i(base, pool, s.t2i_steps, s.t2i_batch, s.t2i_lr, s.seed, clock.deadline(0.6), log)
     if done == s.t2i_steps:
-        t2i.save(base, saved, recipe)
+        world.save(base, saved, recipe)
     return base, done
 
 
@@ -143,15 +148,16 @@ def train_token(s: Settings, base, pool, snd: sounds.SoundSet, out: Path, clock:
 
 def generations(s: Settings, base, tokenizer, snd: sounds.SoundSet, model):
     """Pictures from held-out sounds and from the true class word, same starting noise; their predicted classes."""
+    world = DENOISERS[s.denoiser]
     held_labels = torch.tensor([y for _, y in snd.held_out])
     tokens = torch.cat([
-        tokenizer.encode(clip[None], sounds.RATE, duration_s=s.window_s)["l"] for clip, _ in snd.held_out
+        tokenizer.encode(clip[None], sounds.RATE, duration_s=s.window_s).tokens[base.heads[0]] for clip, _ in snd.held_out
     ])
-    audio_cond = t2i.encode_prompts(base, [t2i.AUDIO_PROMPT] * len(tokens), tokens)
-    text_cond = t2i.encode_prompts(base, [t2i.PROMPT.format(snd.names[y]) for y in held_labels.tolist()])
+    audio_cond = world.encode_prompts(base, [world.AUDIO_PROMPT] * len(tokens), tokens)
+    text_cond = world.encode_prompts(base, [world.PROMPT.format(snd.names[y]) for y in held_labels.tolist()])
     gen_seed = s.seed + 4242
-    audio_imgs = t2i.sample(base, audio_cond, gen_seed, s.sample_steps, s.guidance)
-    text_imgs = t2i.sample(base, text_cond, gen_seed, s.sample_steps, s.guidance)
+    audio_imgs = world.sample(base, audio_cond, gen_seed, s.sample_steps, s.guidance)
+    text_imgs = world.sample(base, text_cond, gen_seed, s.sample_steps, s.guidance)
     return held_labels, audio_imgs, text_imgs, classify.predict(model, audio_imgs), classify.predict(model, text_imgs)
 
 
