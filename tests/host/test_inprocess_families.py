@@ -1,10 +1,22 @@
-"""Every model family: the token goes where an embedder head fits, words elsewhere, token for token the host's own.
+"""Every model family: a learned token in every encoder a head fits, words elsewhere, equal to the host's own.
 
-Tokenizer level for SDXL, SD3.5, Flux and Qwen-Image (tokenizers need no weights), a full encode on SDXL, and
-the node's preview of which route each text encoder took.
+The host's own result is its textual-inversion path: the same vectors in a plain TI file (every head under its
+host key, as Save Embedding writes), the prompt written with `embedding:NAME`. Tokenizer level for SDXL, SD3.5
+(l, g, t5xxl), Flux.1 (l, t5xxl), Qwen-Image (qwen25_7b), Z-Image and Flux.2 klein (qwen3_4b; 0.33.0 only), with
+several vectors per T5 / LLM head; full encodes through small text encoders built from the host's classes for
+SDXL, Flux.1 (CLIP-L + T5) and Z-Image (Qwen3). Qwen-Image's full encode is not built: its Qwen2.5-VL class
+always builds the full 32-block vision tower.
+
+Qwen-Image has no `embedding:` path of its own in either host: its tokenizer passes no embedding directory,
+and its image-placeholder scan (`entry == 151655`) fails on a vector. Its reference is therefore the host's
+sub-tokenizer with the directory set, on the prompt in the family's template, as the issue asks.
 """
 
 from __future__ import annotations
+
+import copy
+import importlib
+from pathlib import Path
 
 import pytest
 
@@ -17,10 +29,42 @@ pytestmark = [pytest.mark.host]
 
 import torch  # noqa: E402
 
-from inprocess import pack_module, small_sd1_clip, small_sdxl_clip  # noqa: E402
+from inprocess import fill_random, pack_module, small_sd1_clip, small_sdxl_clip  # noqa: E402
 
 WORDS = "dog, bark, animal"
 PROMPT = "a watercolor of (<audio>:1.2) at night"
+# (our prompt, the same prompt written for the host's parser, with weights, without weights)
+PROMPTS = [
+    ("a photo of <audio> at night", "a photo of embedding:{n} at night", "a photo of embedding:{n} at night"),
+    ("cat,<audio>,dog", "cat, embedding:{n} ,dog", "cat, embedding:{n} ,dog"),
+    ("a watercolor of (<audio>:1.2)", "a watercolor of (embedding:{n}:1.2)", "a watercolor of ( embedding:{n} :1.2)"),
+    # a name runs to the next space; 0.3.64 does not end it at the template's `<|im_end|>`
+    ("<audio>", "embedding:{n} ", "embedding:{n} "),
+    ("night\n<audio>\tand <audio>", "night\nembedding:{n}\tand embedding:{n}", "night\nembedding:{n}\tand embedding:{n}"),
+]
+PROMPT_IDS = ["middle", "punctuation", "weighted", "alone", "newline-tab-twice"]
+
+# family -> (tokenizer module, class, heads {name: (width, vectors)}, parses weights)
+FAMILIES = {
+    "sdxl": ("comfy.sdxl_clip", "SDXLTokenizer", {"l": (768, 1), "g": (1280, 1)}, True),
+    "sd3.5": ("comfy.text_encoders.sd3_clip", "SD3Tokenizer", {"l": (768, 1), "g": (1280, 1), "t5xxl": (4096, 3)},
+              True),
+    "flux": ("comfy.text_encoders.flux", "FluxTokenizer", {"l": (768, 1), "t5xxl": (4096, 4)}, True),
+    "qwen-image": ("comfy.text_encoders.qwen_image", "QwenImageTokenizer", {"qwen25_7b": (3584, 2)}, False),
+    "z-image": ("comfy.text_encoders.z_image", "ZImageTokenizer", {"qwen3_4b": (2560, 2)}, False),
+    "flux2-klein": ("comfy.text_encoders.flux", "KleinTokenizer", {"qwen3_4b": (2560, 3)}, False),
+}
+
+
+def on_this_host(family: str) -> bool:
+    """Whether the host under test has the family's tokenizer (Z-Image and Flux.2 klein came after 0.3.64). Read
+    from its source at collection, because the host matrix runs no skipped test."""
+    module, name = FAMILIES[family][:2]
+    source = Path(COMFYUI_PATH, *module.split(".")).with_suffix(".py")
+    return source.is_file() and f"class {name}(" in source.read_text(encoding="utf-8")
+
+
+HOST_FAMILIES = [f for f in FAMILIES if on_this_host(f)]
 
 
 class TokenizerOnlyClip:
@@ -37,28 +81,37 @@ class TokenizerOnlyClip:
 
 
 def family_tokenizer(family: str, embeddings: str):
-    import comfy.sdxl_clip
-    import comfy.text_encoders.flux as flux
-    import comfy.text_encoders.qwen_image as qwen_image
-    import comfy.text_encoders.sd3_clip as sd3
-
-    make = {"sdxl": comfy.sdxl_clip.SDXLTokenizer, "sd3.5": sd3.SD3Tokenizer, "flux": flux.FluxTokenizer,
-            "qwen-image": qwen_image.QwenImageTokenizer}[family]
-    return make(embedding_directory=[embeddings])
+    module, name = FAMILIES[family][:2]
+    return getattr(importlib.import_module(module), name)(embedding_directory=[embeddings])
 
 
-def sd1_token(seed: int = 0) -> dict[str, torch.Tensor]:
-    """What the official SD1 embedder gives: one 768-wide token for clip_l."""
-    return {"l": torch.randn(1, 1, 768, generator=torch.Generator().manual_seed(seed)) * 0.02}
+def family_tokens(family: str, seed: int = 0, batch: int = 1) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {k: torch.randn(batch, n, w, generator=g) * 0.02 for k, (w, n) in FAMILIES[family][2].items()}
 
 
-def host_reference(tokenizer, tokens: dict[str, torch.Tensor], routed: set[str], folder) -> dict:
-    """The host's own result: `embedding:NAME` (a plain TI file) where the token goes, the words elsewhere."""
-    from safetensors.torch import save_file
+def write_reference(tokens: dict[str, torch.Tensor], folder, name: str, index: int = 0) -> None:
+    """The plain TI file, written by Save Embedding's own writer: every head under its host key."""
+    pack_module("embedding_file").write_embedding(folder / f"{name}.safetensors", tokens, index)
 
-    save_file({f"clip_{k}": v[0].contiguous() for k, v in tokens.items()}, str(folder / "reference_sound.safetensors"))
-    with_token = tokenizer.tokenize_with_weights(PROMPT.replace("<audio>", "embedding:reference_sound"), False)
-    with_words = tokenizer.tokenize_with_weights(PROMPT.replace("<audio>", WORDS), False)
+
+def host_tokenize(tokenizer, text: str, folder) -> dict:
+    """The host's tokens for `text`; Qwen-Image: a copy of its sub-tokenizer with the directory set, on the
+    prompt in its template, as its wrapper would pass it."""
+    if type(tokenizer).__name__ == "QwenImageTokenizer":
+        sub = copy.copy(tokenizer.qwen25_7b)
+        sub.embedding_directory = [str(folder)]
+        return {"qwen25_7b": sub.tokenize_with_weights(tokenizer.llama_template.format(text), False,
+                                                       disable_weights=True)}
+    return tokenizer.tokenize_with_weights(text, False)
+
+
+def host_reference(tokenizer, tokens, routed: set[str], folder, host_prompt: str, words_prompt: str) -> dict:
+    """The host's own result: `embedding:NAME` where a head fits (token lists keyed by head), the words
+    elsewhere."""
+    write_reference(tokens, folder, "reference_sound")
+    with_token = host_tokenize(tokenizer, host_prompt.format(n="reference_sound"), folder)
+    with_words = host_tokenize(tokenizer, words_prompt, folder)
     return {k: with_token[k] if k in routed else with_words[k] for k in with_token}
 
 
@@ -73,40 +126,163 @@ def assert_same_tokens(ours: dict, theirs: dict) -> None:
                 assert torch.equal(a[0], b[0]) if isinstance(a[0], torch.Tensor) else a[0] == b[0], (key, a, b)
 
 
+def vectors_in(tokenized: dict, key: str) -> int:
+    return sum(isinstance(e[0], torch.Tensor) for chunk in tokenized[key] for e in chunk)
+
+
+@pytest.mark.parametrize("ours_prompt,weighted,unweighted", PROMPTS, ids=PROMPT_IDS)
+@pytest.mark.parametrize("family", HOST_FAMILIES)
+def test_every_head_places_its_vectors_as_the_host_does(family, ours_prompt, weighted, unweighted, tmp_path):
+    splice = pack_module("splice")
+    folder = tmp_path
+    tokenizer = family_tokenizer(family, str(folder))
+    clip = TokenizerOnlyClip(tokenizer)
+    tokens = family_tokens(family)
+    encoders = splice.clip_encoders(clip)
+    routed = splice.token_route(encoders, tokens)
+    assert {e.name for e in encoders if e.attr in routed} == set(tokens), "every head of the family fits"
+    ours = splice.tokenize_with_sound(clip, ours_prompt, tokens, [WORDS])
+    assert len(ours) == 1
+    host_prompt = weighted if FAMILIES[family][3] else unweighted
+    theirs = host_reference(tokenizer, tokens, set(ours[0]), folder, host_prompt, ours_prompt.replace("<audio>", WORDS))
+    assert_same_tokens(ours[0], theirs)
+    for head in ours[0]:  # the host keys its token lists by head name (l, g, t5xxl, qwen25_7b)
+        assert vectors_in(ours[0], head) == ours_prompt.count("<audio>") * tokens[head].shape[1], head
+
+
 @pytest.mark.parametrize("family,routed", [("sdxl", {"l"}), ("sd3.5", {"l"}), ("flux", {"l"}), ("qwen-image", set())],
                          ids=["sdxl", "sd3.5", "flux", "qwen-image"])
-def test_token_where_a_head_fits_words_elsewhere(family, routed, tmp_path):
+def test_sd1_token_where_it_fits_words_elsewhere(family, routed, tmp_path):
+    """The official SD1 embedder (one clip_l head) on each family: its token in clip_l, words in the rest."""
     splice = pack_module("splice")
     tokenizer = family_tokenizer(family, str(tmp_path))
-    tokens = sd1_token()
+    tokens = {"l": torch.randn(1, 1, 768, generator=torch.Generator().manual_seed(0)) * 0.02}
     clip = TokenizerOnlyClip(tokenizer)
-    assert {e.name for e in splice.clip_encoders(clip) if e.attr in splice.token_route(splice.clip_encoders(clip),
-                                                                                        tokens)} == routed
+    encoders = splice.clip_encoders(clip)
+    assert {e.name for e in encoders if e.attr in splice.token_route(encoders, tokens)} == routed
     ours = splice.tokenize_with_sound(clip, PROMPT, tokens, [WORDS])
-    assert len(ours) == 1
-    assert_same_tokens(ours[0], host_reference(tokenizer, tokens, routed, tmp_path))
+    theirs = host_reference(tokenizer, tokens, routed, tmp_path, PROMPT.replace("<audio>", "embedding:{n}"),
+                            PROMPT.replace("<audio>", WORDS))
+    assert_same_tokens(ours[0], theirs)
+
+
+def test_a_batch_of_sounds_each_get_their_own_vectors(tmp_path):
+    splice = pack_module("splice")
+    tokenizer = family_tokenizer("flux", str(tmp_path))
+    tokens = family_tokens("flux", seed=5, batch=2)
+    ours = splice.tokenize_with_sound(TokenizerOnlyClip(tokenizer), "a photo of <audio>", tokens, ["a", "b"])
+    for b in range(2):
+        write_reference(tokens, tmp_path, f"sound_{b}", index=b)
+        assert_same_tokens(ours[b], tokenizer.tokenize_with_weights(f"a photo of embedding:sound_{b}", False))
+
+
+def test_save_embedding_file_is_read_by_every_family(tmp_path):
+    """Save Embedding's file of a Flux embedder: the host's T5 tokenizer reads the t5xxl key, CLIP-L clip_l."""
+    from safetensors.torch import load_file
+
+    tokens = family_tokens("flux", seed=6)
+    write_reference(tokens, tmp_path, "saved")
+    assert {k: tuple(v.shape) for k, v in load_file(str(tmp_path / "saved.safetensors")).items()} == {
+        "clip_l": (1, 768), "t5xxl": (4, 4096)}
+    tokenizer = family_tokenizer("flux", str(tmp_path))
+    out = tokenizer.tokenize_with_weights("a photo of embedding:saved", False)
+    assert vectors_in(out, "l") == 1 and vectors_in(out, "t5xxl") == 4
+
+
+# ----------------------------------------------------------------------------- full encodes
+
+
+def tiny_clip(tokenizer_cls, model_cls, embeddings, options: dict, widths: dict[str, int], seed: int):
+    """A comfy.sd.CLIP from the host's own classes with small text encoders; `widths` narrows the tokenizers'
+    embedding width to the small encoders' (the splice and the host read it from there alike)."""
+    import comfy.sd
+    import comfy.supported_models_base
+
+    target = comfy.supported_models_base.ClipTarget(tokenizer_cls, model_cls)
+    clip = comfy.sd.CLIP(target=target, embedding_directory=[str(embeddings)],
+                         model_options={**options, "dtype": torch.float32})
+    for attr, width in widths.items():
+        getattr(clip.tokenizer, attr).embedding_size = width
+    fill_random(clip.cond_stage_model, seed=seed)
+    return clip
+
+
+def assert_same_encode(clip, ours_prompt: str, host_prompt: str, tokens, folder):
+    splice = pack_module("splice")
+    write_reference(tokens, folder, "reference_sound")
+    theirs = clip.encode_from_tokens_scheduled(clip.tokenize(host_prompt.format(n="reference_sound")))
+    ours = splice.encode_with_tokens(clip, ours_prompt, tokens, [WORDS])
+    torch.testing.assert_close(ours[0][0], theirs[0][0], rtol=1e-6, atol=1e-6)
+    for key in ("pooled_output", "attention_mask"):
+        if key in theirs[0][1]:
+            torch.testing.assert_close(ours[0][1][key], theirs[0][1][key], rtol=1e-6, atol=1e-6)
+    return ours
+
+
+def test_flux_full_encode_equals_the_host(tmp_path):
+    """Flux.1's CLIP-L (3 layers) + T5 (1 block, 64 wide): a token in each, pooled and sequence as the host's."""
+    import comfy.text_encoders.flux as flux
+
+    t5 = {"num_layers": 1, "d_model": 64, "d_ff": 64, "num_heads": 2, "d_kv": 32}
+    clip = tiny_clip(flux.FluxTokenizer, flux.FluxClipModel, tmp_path,
+                     {"clip_l_model_config": {"num_hidden_layers": 3}, "t5xxl_model_config": t5}, {"t5xxl": 64}, 4)
+    g = torch.Generator().manual_seed(7)
+    tokens = {"l": torch.randn(1, 1, 768, generator=g) * 0.02, "t5xxl": torch.randn(1, 4, 64, generator=g) * 0.5}
+    ours = assert_same_encode(clip, PROMPTS[0][0], PROMPTS[0][1], tokens, tmp_path)
+    plain = clip.encode_from_tokens_scheduled(clip.tokenize("a photo of a dog at night"))
+    assert not torch.allclose(ours[0][0], plain[0][0]), "the T5 token changes the sequence"
+
+
+if on_this_host("z-image"):  # 0.3.64 has no Z-Image text encoder (and the host matrix runs no skipped test)
+
+    def test_z_image_full_encode_equals_the_host(tmp_path):
+        """Z-Image's Qwen3 (3 layers, as it reads the second to last; 128 wide): two vectors in the chat template,
+        as the host's own path places them."""
+        import comfy.text_encoders.z_image as z_image
+
+        qwen3 = {"hidden_size": 128, "intermediate_size": 64, "num_hidden_layers": 3, "num_attention_heads": 1,
+                 "num_key_value_heads": 1}
+        clip = tiny_clip(z_image.ZImageTokenizer, z_image.ZImageTEModel, tmp_path, {"qwen3_4b_model_config": qwen3},
+                         {"qwen3_4b": 128}, 5)
+        tokens = {"qwen3_4b": torch.randn(1, 2, 128, generator=torch.Generator().manual_seed(8)) * 0.5}
+        assert_same_encode(clip, PROMPTS[1][0], PROMPTS[1][2], tokens, tmp_path)
 
 
 def test_sdxl_full_encode_equals_the_hosts_hybrid(tmp_path):
     """The official SD1 embedder on SDXL: token in clip_l, words in clip_g, cond and pooled as the host gives them."""
     splice = pack_module("splice")
     clip = small_sdxl_clip([str(tmp_path)])
-    tokens = sd1_token(seed=3)
-    reference_tokens = host_reference(clip.tokenizer, tokens, {"l"}, tmp_path)
+    tokens = {"l": torch.randn(1, 1, 768, generator=torch.Generator().manual_seed(3)) * 0.02}
+    reference_tokens = host_reference(clip.tokenizer, tokens, {"l"}, tmp_path, PROMPT.replace("<audio>", "embedding:{n}"),
+                                      PROMPT.replace("<audio>", WORDS))
     theirs = clip.encode_from_tokens_scheduled(reference_tokens)
     ours = splice.encode_with_tokens(clip, PROMPT, tokens, [WORDS])
     torch.testing.assert_close(ours[0][0], theirs[0][0], rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(ours[0][1]["pooled_output"], theirs[0][1]["pooled_output"], rtol=1e-6, atol=1e-6)
 
 
+# ----------------------------------------------------------------------------- the node's preview
+
+
 def test_preview_names_each_route_and_uses_heard_words(tmp_path):
     types = pack_module("types")
     node = pack_module("text_encode").AudioTokenTextEncode
-    sound = types.AudioTokens(sd1_token(seed=4), heard=types.HeardRows([WORDS]))
+    sound = types.AudioTokens({"l": torch.randn(1, 1, 768) * 0.02}, heard=types.HeardRows([WORDS]))
     out = node.execute(small_sdxl_clip([str(tmp_path)]), sound, "a photo of <audio>")
     preview = out.ui.as_dict()["text"][0]
-    assert "l (768): audio token" in preview, preview
+    assert "l (768): audio token (1 vector)" in preview, preview
     assert f"g (1280): words '{WORDS}' (what BEATs heard)" in preview, preview
+
+
+def test_preview_of_a_flux_embedder_names_both_token_routes(tmp_path):
+    splice = pack_module("splice")
+    tokenizer = family_tokenizer("flux", str(tmp_path))
+    clip = TokenizerOnlyClip(tokenizer)
+    preview = splice.describe_routes(splice.clip_encoders(clip), family_tokens("flux"), "words 'dog'")
+    assert preview.splitlines() == ["l (768): audio token (1 vector)", "t5xxl (4096): audio token (4 vectors)"]
+    narrow = {"l": torch.zeros(1, 1, 768), "t5xxl": torch.zeros(1, 1, 512)}
+    preview = splice.describe_routes(splice.clip_encoders(clip), narrow, "words 'dog'")
+    assert "t5xxl (4096): words 'dog' (the embedder's t5xxl head is 512 wide)" in preview, preview
 
 
 def test_no_fitting_head_is_words_only_and_says_so(tmp_path):
