@@ -7,7 +7,11 @@ Measures (one Markdown table, with the device name, to stdout and to --out):
   attention   BEATs with the original arithmetic, the previous and the current attention (bench_attention.py);
   trainer     original recipe vs ours in samples/s at SD1.5 size, 512x320 frames (train_throughput.py); goal 5x;
   unet        achieved TFLOP/s of the trainer's UNet step (FlopCounterMode) as a share of the bf16 peak; goal 40%;
-  generate    one 512x512, 30-step picture through train.generate (needs diffusers).
+  generate    one 512x512, 30-step picture through train.generate (needs diffusers);
+  flux_step   one Embedder training micro-step through Flux.1-dev at its published size (12B transformer, CLIP-L,
+              T5-XXL), bf16, gradient checkpointing, batch 1, 1024x1024 frames: s/step and peak GPU memory;
+  qwen_image_step  the same through Qwen-Image (20B transformer, Qwen2.5-VL-7B). Both build their random weights
+              directly on the GPU in bf16 and run the trainer's own family code and Trainer.loss (needs diffusers).
 Each section is guarded (a failure becomes an ERROR row, the rest still run) and the whole run keeps to
 --budget-s (a section that would not fit becomes a SKIPPED row).
 
@@ -16,10 +20,14 @@ accelerate, safetensors and, for the generate row, diffusers (`pip install -e ".
 
     PYTHONUNBUFFERED=1 python -m benchmarks.gpu_suite --out gpu_suite.md
 
-It downloads nothing (every model is built with random weights at its real size, SD1.5 and BEATs iter3+), and
---budget-s (default 330) bounds the whole run. Where pip cannot reach an index, install
-wheels fetched elsewhere first, e.g. `pip install --no-index --no-deps --target /tmp/site diffusers-*.whl
-importlib_metadata-*.whl` and `PYTHONPATH=/tmp/site`; docs/benchmarks.md records the runs so far.
+It downloads nothing (every model is built with random weights at its real size: SD1.5, BEATs iter3+, Flux.1-dev,
+Qwen-Image), and --budget-s (default 450) bounds the whole run. Where pip cannot reach an index (the device
+machine has torch, transformers, accelerate, peft and safetensors but no diffusers), install wheels fetched
+elsewhere first: `pip download --no-deps --only-binary=:all: -d .whl diffusers==0.42.1 importlib_metadata==10.2.0`
+(with the target's --python-version and --platform), then there `pip install --no-index --no-deps --target
+/tmp/site .whl/*.whl` and `PYTHONPATH=/tmp/site`. `--tokenizers DIR` (a ComfyUI comfy/ folder, or a copy of its
+sd1_tokenizer and text_encoders/{t5,qwen25}_tokenizer) gives the flow rows the real tokenizers; docs/benchmarks.md
+has the exact device command and records the runs so far.
 
 On a CPU, tiny sizes (< 1 min; tests/test_gpu_suite.py runs it):
 
@@ -83,6 +91,7 @@ class Sizes:
     budget_s: float
     full: bool  # real sizes, so the goals apply (not to tiny models on a CPU)
     frame: str  # training frame WxH
+    flow_steps: int  # timed steps of the Flux / Qwen-Image rows (after one warm-up)
     # seconds a section needs at least; one that would not fit in what is left is skipped
     needs_s: dict = field(default_factory=dict)
 
@@ -91,9 +100,10 @@ def full_sizes(device: str) -> Sizes:
     return Sizes(
         full=True, beats_cfg=train_throughput.FULL_BEATS_CFG, width=768, frame="512x320",
         clip_seconds=10.0, clips=4, latency_repeats=30, attention_repeats=10, unet_steps=10,
-        picture=512, picture_steps=30, matmul=8192, budget_s=330.0,
+        picture=512, picture_steps=30, matmul=8192, budget_s=450.0, flow_steps=3,
         throughput_args=("--full", "--device", device, "--rounds", "2", "--steps", "6", "--warmup", "2"),
-        needs_s={"precision": 20, "latency": 20, "attention": 10, "trainer": 90, "unet": 45, "generate": 45},
+        needs_s={"precision": 20, "latency": 20, "attention": 10, "trainer": 90, "unet": 45, "generate": 45,
+                "flux_step": 50, "qwen_image_step": 70},
     )
 
 
@@ -104,9 +114,10 @@ def dry_sizes() -> Sizes:
     return Sizes(
         full=False, beats_cfg=tiny_official_cfg(), width=SD1_WIDTH, frame="64x40",
         clip_seconds=2.0, clips=4, latency_repeats=2, attention_repeats=1, unet_steps=2,
-        picture=32, picture_steps=2, matmul=256, budget_s=55.0,
+        picture=32, picture_steps=2, matmul=256, budget_s=70.0, flow_steps=1,
         throughput_args=("--device", "cpu", "--rounds", "1", "--steps", "1", "--warmup", "1", "--window", "1"),
-        needs_s={"precision": 2, "latency": 2, "attention": 2, "trainer": 8, "unet": 3, "generate": 3},
+        needs_s={"precision": 2, "latency": 2, "attention": 2, "trainer": 8, "unet": 3, "generate": 3,
+                "flux_step": 5, "qwen_image_step": 5},
     )
 
 
@@ -190,10 +201,12 @@ def require_diffusers() -> None:
 class Context:
     """Models shared by the sections, built once; the base model only when a section asks for it."""
 
-    def __init__(self, sizes: Sizes, device: torch.device, work: Path):
+    def __init__(self, sizes: Sizes, device: torch.device, work: Path, tokenizers: Path | None = None,
+                 flow_frame: str | None = None):
         from audiotoken_core.embedder import AudioEmbedder
 
-        self.sizes, self.device, self.work = sizes, device, work
+        self.sizes, self.device, self.work, self.tokenizers = sizes, device, work, tokenizers
+        self.flow_frame = flow_frame or FLOW_FRAME
         self.deadline = time.monotonic() + sizes.budget_s
         self.beats = bench_attention.random_beats(sizes.beats_cfg)  # fp32 master copy on the CPU
         torch.manual_seed(0)
@@ -569,8 +582,237 @@ def generate(ctx: Context):
     base.to("cpu", torch.float32)
 
 
+# ---- the flow families' training step at their published sizes (random weights, built on the device)
+
+# The published checkpoints' configs (their config.json files), as constructor arguments. The dry run shrinks
+# every width and depth (TINY_OVERRIDES) and keeps the classes, the family code and the step.
+CLIP_L = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+              max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768)
+T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+              relative_attention_num_buckets=32, relative_attention_max_distance=128, feed_forward_proj="gated-gelu",
+              dropout_rate=0.1, layer_norm_epsilon=1e-6, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+              tie_word_embeddings=False)
+FLUX_DEV = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
+                num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
+                axes_dims_rope=(16, 56, 56))
+FLUX_VAE = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+                up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+                latent_channels=16, norm_num_groups=32, sample_size=1024, scaling_factor=0.3611, shift_factor=0.1159,
+                use_quant_conv=False, use_post_quant_conv=False)
+FLUX_SCHEDULER = dict(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                      base_image_seq_len=256, max_image_seq_len=4096)
+QWEN_IMAGE = dict(patch_size=2, in_channels=64, out_channels=16, num_layers=60, attention_head_dim=128,
+                  num_attention_heads=24, joint_attention_dim=3584, guidance_embeds=False, axes_dims_rope=(16, 56, 56))
+QWEN_VAE = dict(base_dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                temperal_downsample=[False, True, True])  # latents_mean/std: the class defaults are the published
+QWEN_SCHEDULER = dict(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=0.9,
+                      base_image_seq_len=256, max_image_seq_len=8192, shift_terminal=0.02,
+                      time_shift_type="exponential")
+QWEN25_VL_7B_TEXT = dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                         num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=128000,
+                         rms_norm_eps=1e-6, bos_token_id=151643, eos_token_id=151645,
+                         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0,
+                                          "mrope_section": [16, 24, 24]})
+QWEN25_VL_7B_VISION = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
+                           fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2)
+QWEN25_VL_IDS = dict(image_token_id=151655, video_token_id=151656, vision_start_token_id=151652,
+                     vision_end_token_id=151653)
+TINY_OVERRIDES = {
+    "clip_l": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, projection_dim=32),
+    "t5xxl": dict(d_model=48, d_kv=8, d_ff=64, num_layers=1, num_heads=2, relative_attention_num_buckets=8),
+    "flux": dict(in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=8, num_attention_heads=2,
+                 joint_attention_dim=48, pooled_projection_dim=32, axes_dims_rope=(2, 2, 4)),
+    "flux_vae": dict(down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                     block_out_channels=(8, 16), layers_per_block=1, latent_channels=4, norm_num_groups=4),
+    "qwen_image": dict(in_channels=16, out_channels=4, num_layers=1, attention_head_dim=16, num_attention_heads=2,
+                       joint_attention_dim=64, axes_dims_rope=(4, 6, 6)),
+    "qwen_vae": dict(base_dim=8, z_dim=4, dim_mult=[1, 2], num_res_blocks=1, temperal_downsample=[False],
+                     latents_mean=[0.1, -0.2, 0.3, 0.0], latents_std=[1.5, 0.8, 1.2, 2.0]),
+    "qwen25_text": dict(hidden_size=64, intermediate_size=96, num_hidden_layers=1, num_attention_heads=4,
+                        num_key_value_heads=2, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                                "mrope_section": [2, 2, 4]}),
+    "qwen25_vision": dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=64,
+                          fullatt_block_indexes=[0]),
+}
+FLOW_FRAME = "1024x1024"  # both families' own size: 16x128x128 latents -> 4096 patches
+FLOW_STEP_PARAMS = {"flux_step": "12B transformer", "qwen_image_step": "20B transformer"}
+
+
+def _config(published: dict, part: str, full: bool) -> dict:
+    return dict(published) if full else {**published, **TINY_OVERRIDES[part]}
+
+
+@contextlib.contextmanager
+def built_on(device: torch.device, dtype: torch.dtype):
+    """Modules constructed inside are allocated on `device` in `dtype` at once: 12B or 20B of random weights never
+    pass through host memory (nor fp32)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def flow_tokenizers(folder: Path | None) -> tuple[dict, str]:
+    """CLIP-L, T5 and Qwen2.5 tokenizers: the real files when `folder` (a ComfyUI `comfy/` folder, or a copy of its
+    `sd1_tokenizer` and `text_encoders/{t5,qwen25}_tokenizer`) is given, else the tiny ones the tests use. The
+    token counts are the same for CLIP (77) and T5 (512, padded); Qwen-Image's prompt is longer with the tiny
+    byte-level tokenizer than with the real one (the rows say how long)."""
+    if folder is not None:
+        from transformers import CLIPTokenizer, Qwen2TokenizerFast, T5TokenizerFast
+
+        folder = Path(folder)
+        # ComfyUI's copy says 8192; FLUX.1-dev's tokenizer (and CLIP-L's 77 positions) say 77
+        return ({"clip": CLIPTokenizer.from_pretrained(str(folder / "sd1_tokenizer"), model_max_length=77),
+                 "t5": T5TokenizerFast.from_pretrained(str(folder / "text_encoders" / "t5_tokenizer")),
+                 "qwen": Qwen2TokenizerFast.from_pretrained(str(folder / "text_encoders" / "qwen25_tokenizer"))},
+                f"real tokenizers ({folder})")
+    from train.tiny.flow import _clip_tokenizer, tiny_qwen_tokenizer, tiny_t5_tokenizer
+
+    return {"clip": _clip_tokenizer(), "t5": tiny_t5_tokenizer(), "qwen": tiny_qwen_tokenizer()}, "tiny tokenizers"
+
+
+def build_flux(full: bool, device: torch.device, dtype: torch.dtype, toks: dict):
+    """Flux.1-dev as `train.families.flux.Flux` serves it: CLIP-L (pooled), T5-XXL, the 12B transformer."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    from train.families.flux import Flux
+
+    scheduler = FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER)
+    with built_on(device, dtype):
+        pipe = FluxPipeline(
+            scheduler=scheduler,
+            vae=AutoencoderKL(**_config(FLUX_VAE, "flux_vae", full)),
+            text_encoder=CLIPTextModel(CLIPTextConfig(**_config(CLIP_L, "clip_l", full))), tokenizer=toks["clip"],
+            text_encoder_2=T5EncoderModel(T5Config(**_config(T5_XXL, "t5xxl", full))), tokenizer_2=toks["t5"],
+            transformer=FluxTransformer2DModel(**_config(FLUX_DEV, "flux", full)))
+    return Flux(pipe, "gpu_suite: Flux.1-dev config, random weights").freeze()
+
+
+def build_qwen_image(full: bool, device: torch.device, dtype: torch.dtype, toks: dict):
+    """Qwen-Image as `train.families.qwen_image.QwenImage` serves it: Qwen2.5-VL-7B, the 20B transformer."""
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImagePipeline,
+        QwenImageTransformer2DModel,
+    )
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from train.families.qwen_image import QwenImage
+
+    config = Qwen2_5_VLConfig(text_config=_config(QWEN25_VL_7B_TEXT, "qwen25_text", full),
+                              vision_config=_config(QWEN25_VL_7B_VISION, "qwen25_vision", full), **QWEN25_VL_IDS)
+    scheduler = FlowMatchEulerDiscreteScheduler(**QWEN_SCHEDULER)
+    with built_on(device, dtype):
+        pipe = QwenImagePipeline(
+            scheduler=scheduler,
+            vae=AutoencoderKLQwenImage(**_config(QWEN_VAE, "qwen_vae", full)),
+            text_encoder=Qwen2_5_VLForConditionalGeneration(config), tokenizer=toks["qwen"],
+            transformer=QwenImageTransformer2DModel(**_config(QWEN_IMAGE, "qwen_image", full)))
+    return QwenImage(pipe, "gpu_suite: Qwen-Image config, random weights").freeze()
+
+
+def _billions(module) -> str:
+    n = sum(p.numel() for p in module.parameters())
+    return f"{n / 1e9:.3g}B" if n >= 1e9 else f"{n / 1e6:.3g}M"
+
+
+def flow_step(ctx: Context, name: str, build):
+    """One Embedder training micro-step as `train.loop` runs it for a flow family: `Trainer.loss` on a cached
+    batch (BEATs features of a 5 s window, the VAE's latent distribution of one frame), backward through the
+    transformer and the text encoder(s) with gradient checkpointing, the AdamW step on the Embedder."""
+    require_diffusers()
+    from train.config import TrainConfig
+    from train.trainable import build_embedder
+    from train.trainer import Trainer
+
+    full, device = ctx.sizes.full, ctx.device
+    mixed = resolve_mixed_precision("auto", device)
+    dtype = torch_dtype(mixed)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    toks, tok_note = flow_tokenizers(ctx.tokenizers)
+    started = time.monotonic()
+    family = build(full, device, dtype, toks)
+    built_s = time.monotonic() - started
+    weights_gib = torch.cuda.memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    family.enable_gradient_checkpointing()  # built where prepare_step_models would move them, in its precision
+    cfg = TrainConfig(batch_size=1, grad_accum=1, mixed_precision=mixed, gradient_checkpointing=True)
+    torch.manual_seed(0)
+    embedder = build_embedder(cfg, family, ctx.beats.embed_dim, "BEATs").to(device).train()
+    autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if mixed != "fp32" else contextlib.nullcontext
+    trainer = Trainer(cfg, family, embedder, device=device, weight_dtype=dtype, autocast=autocast)
+    from train.data.frames import parse_size
+
+    down = family.vae_downsample
+    w, h = parse_size(ctx.flow_frame) if full else (32, 32)
+    if w % (2 * down) or h % (2 * down):
+        raise ValueError(f"--flow-frame {w}x{h}: sides must be multiples of {2 * down} (2x2 latent patches)")
+    channels = int(family.denoiser.config.in_channels) // 4  # the 2x2 patches' channels
+    gen = torch.Generator().manual_seed(0)
+    frames = 248 if full else 8  # BEATs' frames of a 5 s window, as the cache holds them
+    features = torch.randn(1, frames, embedder.in_dim, generator=gen).to(device, torch.float16)
+    mean = torch.randn(1, channels, h // down, w // down, generator=gen).to(device)
+    std = torch.full_like(mean, 0.05)
+    from train.batches import Batch
+
+    batch = Batch.cached(features, mean, std)
+    opt = torch.optim.AdamW(embedder.parameters(), lr=1e-5, weight_decay=1e-2)
+    state = {"i": 0, "loss": None}
+
+    def step():
+        loss, _ = trainer.loss(batch, state["i"])
+        state["i"] += 1
+        loss.backward()
+        if state["i"] == 1:  # the gradient must reach every head through the frozen models
+            dead = [h for h, head in embedder.heads.items()
+                    if not any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in head.parameters())]
+            if dead:
+                raise RuntimeError(f"no gradient reached the Embedder's {', '.join(dead)} head")
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        state["loss"] = float(loss.detach())
+
+    times = timed(step, device, ctx.sizes.flow_steps, warmup=1)
+    if not math.isfinite(state["loss"]):
+        raise RuntimeError(f"non-finite loss {state['loss']}")
+    inputs = trainer._prompt_ids(1)
+    per_encoder = inputs if isinstance(inputs[0], tuple) else [inputs]  # Flux: (ids, marks) per encoder
+    text_tokens = [int(ids.shape[-1]) for ids, *_ in per_encoder]
+    with torch.no_grad():
+        cond = family.encode(inputs, None)["prompt_embeds"]
+    patches = (h // down // 2) * (w // down // 2)
+    what = (f"{family.kind}: transformer {_billions(family.denoiser)}, text "
+            f"{' + '.join(_billions(te) for te in family.text_encoders)}; {_name(dtype)}, gradient checkpointing, "
+            f"batch 1, {w}x{h} frame -> {channels}x{h // down}x{w // down} latents ({patches} "
+            f"patches), text tokens in {'/'.join(map(str, text_tokens))}, {cond.shape[1]} to the transformer "
+            f"({tok_note}); built in {built_s:.0f} s; loss {state['loss']:.3g}")
+    yield Row(name, "Embedder training step (loss + backward + AdamW), s/step", seconds(times),
+              note=what.replace("|", "/"))
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**30
+        yield Row(name, "peak GPU memory", f"{peak:.1f} GiB", note=f"of which weights {weights_gib:.1f} GiB")
+    else:
+        yield Row(name, "peak GPU memory", "-", note="not on a GPU (dry run)")
+    del trainer, embedder, family, opt, batch
+
+
+def flux_step(ctx: Context):
+    yield from flow_step(ctx, "flux_step", build_flux)
+
+
+def qwen_image_step(ctx: Context):
+    yield from flow_step(ctx, "qwen_image_step", build_qwen_image)
+
+
 SECTIONS = {"precision": precision, "latency": latency, "attention": attention, "trainer": trainer,
-            "unet": unet_share, "generate": generate}
+            "unet": unet_share, "generate": generate, "flux_step": flux_step, "qwen_image_step": qwen_image_step}
 
 
 def heading(sizes: Sizes, device: torch.device, dry: bool) -> str:
@@ -579,7 +821,7 @@ def heading(sizes: Sizes, device: torch.device, dry: bool) -> str:
         where = f"{props.name} ({props.total_memory / 2**30:.0f} GiB, {props.multi_processor_count} SMs)"
     else:
         where = f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
-    size = "DRY RUN: tiny models on the CPU" if dry else "real sizes (BEATs iter3+, Embedder 2304->768, SD1.5)"
+    size = "DRY RUN: tiny models on the CPU" if dry else "real sizes (BEATs iter3+, Embedder 2304->768, SD1.5, Flux.1-dev, Qwen-Image)"
     cuda = f", CUDA {torch.version.cuda}" if device.type == "cuda" else ""
     return (f"## GPU suite: {where}\n\n{size}; random weights. torch {torch.__version__}{cuda}, diffusers "
             f"{diffusers_version() or 'not installed'}, Python {sys.version.split()[0]}; budget {sizes.budget_s:.0f} s.")
@@ -592,6 +834,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None, help="default: cuda when available (cpu for --dry-run)")
     p.add_argument("--budget-s", type=float, default=None, help="stop starting sections after this many seconds")
     p.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run these sections only")
+    p.add_argument("--tokenizers", type=Path, default=None,
+                   help="a ComfyUI comfy/ folder (or a copy of its sd1_tokenizer and text_encoders/t5_tokenizer, "
+                        "qwen25_tokenizer): the flux_step / qwen_image_step rows tokenize with the real files "
+                        "(default: the tiny tokenizers, which make Qwen-Image's prompt longer than the real one)")
+    p.add_argument("--flow-frame", default=None, help=f"training frame WxH of the flux_step / qwen_image_step rows "
+                   f"(default {FLOW_FRAME}; the trainer's --frame-size default is 512x320; the dry run uses 32x32)")
     args = p.parse_args(argv)
     started = time.monotonic()
     device = torch.device(args.device or ("cpu" if args.dry_run or not torch.cuda.is_available() else "cuda"))
@@ -606,7 +854,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(args.out, heading(sizes, device, args.dry_run))
     with tempfile.TemporaryDirectory(prefix="gpu_suite_") as work:
         try:
-            ctx = Context(sizes, device, Path(work))
+            ctx = Context(sizes, device, Path(work), args.tokenizers, args.flow_frame)
         except Exception as exc:
             report.add(Row("setup", "ERROR", "-", note=f"{type(exc).__name__}: {exc}"[:300]))
             return 1

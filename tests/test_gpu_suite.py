@@ -28,6 +28,8 @@ EXPECTED = {
     "trainer": ["(a) original recipe", "(b) ours", "ours / original"],
     "unet": ["UNet forward+backward", "achieved TFLOP/s", "share of bf16 peak"],
     "generate": ["one 32x32 picture"],
+    "flux_step": ["Embedder training step", "peak GPU memory"],
+    "qwen_image_step": ["Embedder training step", "peak GPU memory"],
     "suite": ["wall time"],
 }
 
@@ -73,6 +75,40 @@ def test_dry_run_attention_variants_agree(dry_run):
     for row in attention:
         diff = float(row[4].rsplit("max rel diff from now ", 1)[1])
         assert diff < 1e-4, row  # the golden fixtures' tolerance
+
+
+@pytest.mark.slow
+def test_dry_run_flow_steps_go_through_every_text_encoder(dry_run):
+    """The tiny rows run the same family code as the 12B / 20B ones: Flux.1 reads CLIP-L (77) and T5 (512) into a
+    512-token sequence, Qwen-Image its templated prompt; the loss is finite (the step checks every head's grad)."""
+    _, out, _ = dry_run
+    rows = {r[0]: r for r in table_rows(out.read_text()) if r[1].startswith("Embedder training step")}
+    assert "text tokens in 77/512, 512 to the transformer" in rows["flux_step"][4]
+    assert rows["flux_step"][4].startswith("flux: ") and rows["qwen_image_step"][4].startswith("qwen_image: ")
+    for row in rows.values():
+        assert "gradient checkpointing, batch 1" in row[4] and "loss nan" not in row[4], row
+
+
+def test_full_size_rows_build_the_published_sizes_without_allocating():
+    """On the meta device (no memory): Flux.1-dev's 11.9B transformer with CLIP-L and T5-XXL, Qwen-Image's 20.4B
+    transformer with Qwen2.5-VL-7B, 2x2 patches of 16-channel latents, 8x VAEs, in bf16."""
+    pytest.importorskip("diffusers")
+    toks, _ = gpu_suite.flow_tokenizers(None)
+
+    def count(module):
+        return sum(p.numel() for p in module.parameters())
+
+    flux = gpu_suite.build_flux(True, torch.device("meta"), torch.bfloat16, toks)
+    assert round(count(flux.denoiser) / 1e9, 1) == 11.9 and flux.denoiser.config.guidance_embeds
+    assert [round(count(t) / 1e9, 2) for t in flux.text_encoders] == [0.12, 4.76]
+    qwen = gpu_suite.build_qwen_image(True, torch.device("meta"), torch.bfloat16, toks)
+    assert round(count(qwen.denoiser) / 1e9, 1) == 20.4 and qwen.denoiser.config.num_layers == 60
+    assert round(count(qwen.text_encoders[0]) / 1e9, 2) == 8.29 and qwen.widths == {"qwen25_7b": 3584}
+    assert flux.widths == {"l": 768, "t5xxl": 4096}
+    for family in (flux, qwen):
+        assert family.vae_downsample == 8 and family.denoiser.config.in_channels == 64
+        assert next(family.denoiser.parameters()).dtype == torch.bfloat16
+    assert torch.get_default_dtype() == torch.float32  # the construction context restores it
 
 
 def _ctx(needs: float = 0.0, left: float = 60.0):
