@@ -40,7 +40,7 @@ PROMPTS = [
     ("a watercolor of (<audio>:1.2)", "a watercolor of (embedding:{n}:1.2)", "a watercolor of ( embedding:{n} :1.2)"),
     # a name runs to the next space; 0.3.64 does not end it at the template's `<|im_end|>`
     ("<audio>", "embedding:{n} ", "embedding:{n} "),
-    ("night\n<audio>\tand <audio>", "night\nembedding:{n}\tand embedding:{n}", "night\nembedding:{n}\tand embedding:{n}"),
+    ("night\n<audio>\tand <audio>", "night\nembedding:{n}\tand embedding:{n} ", "night\nembedding:{n}\tand embedding:{n} "),
 ]
 PROMPT_IDS = ["middle", "punctuation", "weighted", "alone", "newline-tab-twice"]
 
