@@ -21,8 +21,9 @@ class AudioTokenTextEncode(io.ComfyNode):
             display_name="AudioToken Text Encode",
             category=CATEGORY,
             description=(f"Encodes a prompt in which {PLACEHOLDER} stands for the sound, for any checkpoint. In each "
-                         "text encoder the embedder fits (SD1.x clip_l, also SDXL's and Flux's clip_l) the sound "
-                         "becomes the audio token; in the others (SDXL clip_g, T5, LLM encoders) it becomes words. "
+                         "text encoder the embedder has a head for (clip_l, clip_g, T5-XXL, Qwen2.5-VL, Qwen3: one "
+                         "head per encoder width) the sound becomes the audio token; in every other encoder it "
+                         "becomes words. The preview names each encoder's route. "
                          "Weights such as (<audio>:1.3), several placeholders and long prompts are fine. A batch of "
                          "sounds gives a batch of conditionings; a schedule gives one per frame."),
             inputs=[
