@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from ..inject import count_for, tokenize_marked
+
 log = logging.getLogger("train.models")
 
 WEIGHTING_SCHEMES = ("none", "logit_normal", "mode", "cosmap", "sigma_sqrt")
@@ -145,6 +147,25 @@ class FlowFamily:
         noisy = (1.0 - s) * latents + s * noise
         weighting = loss_weighting(self.weighting, s)
         return noisy, timesteps, noise - latents, weighting
+
+    def marked_ids(self, prompt: str, batch: int, n_tokens, device, lengths) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """`(ids, marks)` per tokenizer and head, each padded to its length as the pipeline pads (CLIP, T5)."""
+        out = []
+        for tok, head, length in zip(self.tokenizers, self.heads, lengths):
+            ids, _, marks = tokenize_marked(tok, prompt, count_for(n_tokens, head), padding="max_length",
+                                            max_length=length, truncation=True)
+            out.append((ids.expand(batch, -1).to(device), marks.expand(batch, -1).to(device)))
+        return out
+
+    def chat_inputs(self, prompt: str, batch: int, n_tokens, device, max_length: int, **template) -> list[torch.Tensor]:
+        """`[ids, mask, marks]` of the user turn in the tokenizer's chat template (the Qwen3 encoders), padded to
+        `max_length` as the pipeline pads, the placeholders marked for the first head."""
+        tok = self.pipe.tokenizer
+        text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                       add_generation_prompt=True, **template)
+        ids, mask, marks = tokenize_marked(tok, text, count_for(n_tokens, self.heads[0]), padding="max_length",
+                                           truncation=True, max_length=max_length)
+        return [t.expand(batch, -1).to(device) for t in (ids, mask, marks)]
 
     # ---- drawing
     @property

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from ..inject import count_for, tokenize_marked, tokens_written
+from ..inject import tokens_written
 from .flow import FlowFamily, load_pipeline, pack_2x2, unpack_2x2
 
 PIPELINES = ("FluxPipeline",)
@@ -21,13 +21,7 @@ class Flux(FlowFamily):
 
     def prompt_inputs(self, prompt: str, batch: int, n_tokens: int | dict[str, int], device=None):
         clip_len = int(self.pipe.tokenizer_max_length)
-        out = []
-        for tok, head, length in zip(self.tokenizers, self.heads, (clip_len, T5_LENGTH)):
-            ids, _, marks = tokenize_marked(tok, prompt, count_for(n_tokens, head), padding="max_length",
-                                            max_length=length,
-                                            truncation=True)
-            out.append((ids.expand(batch, -1).to(device), marks.expand(batch, -1).to(device)))
-        return out
+        return self.marked_ids(prompt, batch, n_tokens, device, (clip_len, T5_LENGTH))
 
     def encode(self, inputs, tokens):
         (clip_ids, clip_marks), (t5_ids, t5_marks) = inputs

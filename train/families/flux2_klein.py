@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..inject import count_for, tokenize_marked, tokens_written
+from ..inject import tokens_written
 from .flow import FlowFamily, load_pipeline
 
 PIPELINES = ("Flux2KleinPipeline",)
@@ -56,12 +56,7 @@ class Flux2Klein(FlowFamily):
         return int(self.pipe.vae_scale_factor)
 
     def prompt_inputs(self, prompt: str, batch: int, n_tokens: int | dict[str, int], device=None):
-        tok = self.pipe.tokenizer
-        text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                       add_generation_prompt=True, enable_thinking=False)
-        ids, mask, marks = tokenize_marked(tok, text, count_for(n_tokens, self.heads[0]), padding="max_length", truncation=True,
-                                           max_length=MAX_LENGTH)
-        return [(t.expand(batch, -1).to(device)) for t in (ids, mask, marks)]
+        return self.chat_inputs(prompt, batch, n_tokens, device, MAX_LENGTH, enable_thinking=False)
 
     def encode(self, inputs, tokens):
         ids, mask, marks = inputs

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..inject import count_for, tokenize_marked, tokens_written
+from ..inject import tokens_written
 from .flow import FlowFamily, load_pipeline
 
 PIPELINES = ("ZImagePipeline",)
@@ -21,14 +21,9 @@ class ZImage(FlowFamily):
     tokenizer_names = ("tokenizer",)
 
     def prompt_inputs(self, prompt: str, batch: int, n_tokens: int | dict[str, int], device=None):
-        tok = self.pipe.tokenizer
-        text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                       add_generation_prompt=True, enable_thinking=True)
         # padded to 512 as the pipeline does: the unpadded text means the same to a causal encoder, but its
         # attention kernels round differently, and the token must condition exactly as at drawing time
-        ids, mask, marks = tokenize_marked(tok, text, count_for(n_tokens, self.heads[0]), padding="max_length", truncation=True,
-                                           max_length=MAX_LENGTH)
-        return [(t.expand(batch, -1).to(device)) for t in (ids, mask, marks)]
+        return self.chat_inputs(prompt, batch, n_tokens, device, MAX_LENGTH, enable_thinking=True)
 
     def encode(self, inputs, tokens):
         ids, mask, marks = inputs
