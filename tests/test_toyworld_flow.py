@@ -39,18 +39,21 @@ def test_pretraining_lowers_the_flow_loss():
     assert not any(p.requires_grad for p in base.denoiser.parameters())
 
 
-def test_flow_world_runs_end_to_end(tmp_path):
-    s = Settings(denoiser="flow", classes=2, out=str(tmp_path), t2i_steps=4, t2i_batch=4, embed_steps=3,
+@pytest.mark.parametrize("denoiser", ["flow", "unet"])
+def test_world_runs_end_to_end(tmp_path, denoiser):
+    """Both worlds share the pictures, sounds, probe and the T2I recipe (t2i.train_jointly)."""
+    s = Settings(denoiser=denoiser, classes=2, out=str(tmp_path), t2i_steps=4, t2i_batch=4, embed_steps=3,
                  embed_batch=4, embed_views=2, train_sounds=4, held_sounds=2, pictures_per_class=8,
                  classifier_steps=4, sample_steps=2, minutes=5)
     result = run(s)
     saved = json.loads((tmp_path / "result.json").read_text())
-    assert saved["settings"]["denoiser"] == "flow"
+    assert saved["settings"]["denoiser"] == denoiser
     assert saved["steps_done"] == {"t2i_done": 4, "embed_done": 3}
     assert 0 <= result["audio_accuracy"] <= 1 and 0 <= result["probe_accuracy"] <= 1
     assert (tmp_path / "table.md").is_file() and (tmp_path / "toyworld-embedder.safetensors").is_file()
-    assert (tmp_path / "toy-flow-t2i-k2.pt").is_file()
-    # the embedder's head is T5's, named by the host's embedding key
-    from audiotoken_core.embedder import load_embedder
+    if denoiser == "flow":
+        assert (tmp_path / "toy-flow-t2i-k2.pt").is_file()
+        # the embedder's head is T5's, named by the host's embedding key
+        from audiotoken_core.embedder import load_embedder
 
-    assert load_embedder(tmp_path / "toyworld-embedder.safetensors").widths == {"t5xxl": 64}
+        assert load_embedder(tmp_path / "toyworld-embedder.safetensors").widths == {"t5xxl": 64}

@@ -13,14 +13,13 @@ the transformer's adaptive norms as well as through joint attention. Pixel space
 from __future__ import annotations
 
 import copy
-import time
 
 import torch
 
 from train.families.flow import FlowFamily
 
 from .pictures import OUT
-from .t2i import AUDIO_PROMPT, PROMPT, SEQ_LEN, PixelSpace  # noqa: F401  (the prompts are the UNet world's)
+from .t2i import AUDIO_PROMPT, PROMPT, SEQ_LEN, PixelSpace, train_jointly  # noqa: F401  (the UNet world's prompts)
 
 HEAD = "t5xxl"  # the host's embedding key for T5 (Flux.1, SD3.5): the Embedder's head is named as for the real ones
 
@@ -125,39 +124,15 @@ def encode_prompts(base: ToyFlow, prompts: list[str], tokens: torch.Tensor | Non
 
 def train_t2i(base: ToyFlow, pool, steps: int, batch: int, lr: float, seed: int, deadline: float | None, log) -> int:
     """T5 and transformer trained jointly by flow matching on "a photo of <class>" (the trainer's noisy input and
-    velocity target), 10% empty prompts for classifier-free guidance; frozen afterwards."""
+    velocity target), with the UNet world's recipe otherwise; frozen afterwards."""
     import torch.nn.functional as F
 
-    gen = torch.Generator().manual_seed(seed + 1)
-    torch.manual_seed(seed + 1)
-    names, encoder, net = pool.names, base.text_encoders[0], base.denoiser
-    params = list(encoder.parameters()) + list(net.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
-    warmup = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100))
-    encoder.train()
-    net.train()
-    start, done, avg = time.monotonic(), 0, None
-    for step in range(steps):
-        if deadline is not None and time.monotonic() > deadline:
-            log(f"  t2i: time budget reached after {step} of {steps} steps")
-            break
-        kinds, images = pool.sample(batch, gen)
-        drop = torch.rand(batch, generator=gen) < 0.1
-        prompts = ["" if d else PROMPT.format(names[k]) for k, d in zip(kinds.tolist(), drop.tolist())]
+    def loss_of(images, prompts, gen):
         noisy, timesteps, target, weighting = base.noisy_input(images, gen)
         pred = base.predict(noisy, timesteps, encode_prompts(base, prompts), torch.float32)
-        loss = F.mse_loss(pred, target) if weighting is None else (weighting * (pred - target) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        warmup.step()
-        done = step + 1
-        avg = loss.item() if avg is None else 0.97 * avg + 0.03 * loss.item()
-        if done % 100 == 0 or done == steps:
-            log(f"  t2i step {done}/{steps}  loss {avg:.4f}  ({time.monotonic() - start:.0f} s)")
-    base.freeze()
-    return done
+        return F.mse_loss(pred, target) if weighting is None else (weighting * (pred - target) ** 2).mean()
+
+    return train_jointly(base, base.denoiser, pool, steps, batch, lr, seed, deadline, log, loss_of)
 
 
 def save(base: ToyFlow, path, recipe: dict) -> None:

@@ -129,15 +129,30 @@ def encode_prompts(base, prompts: list[str], tokens: torch.Tensor | None = None)
 def train_t2i(base, pool, steps: int, batch: int, lr: float, seed: int, deadline: float | None, log) -> int:
     """Text encoder and UNet trained jointly on "a photo of <class>" (ε-prediction MSE at uniform DDPM
     timesteps), 10% empty prompts so classifier-free guidance works later; frozen afterwards."""
+    sched, unet = base.noise_scheduler, base.unet
+
+    def loss_of(images, prompts, gen):
+        noise = torch.randn(images.shape, generator=gen)
+        t = torch.randint(0, sched.config.num_train_timesteps, (images.shape[0],), generator=gen)
+        pred = unet(sched.add_noise(images, noise, t), t, encoder_hidden_states=encode_prompts(base, prompts)).sample
+        return F.mse_loss(pred, noise)
+
+    return train_jointly(base, unet, pool, steps, batch, lr, seed, deadline, log, loss_of)
+
+
+def train_jointly(base, net, pool, steps: int, batch: int, lr: float, seed: int, deadline: float | None, log,
+                  loss_of) -> int:
+    """The toy T2I recipe of both worlds: the text encoder and `net` trained together from scratch on
+    "a photo of <class>" with 10% empty prompts (for classifier-free guidance), AdamW with a 100-step warm-up,
+    `loss_of(images, prompts, gen)` the denoiser's objective; frozen afterwards. Returns the steps done."""
     gen = torch.Generator().manual_seed(seed + 1)
     torch.manual_seed(seed + 1)
-    names, sched = pool.names, base.noise_scheduler
-    encoder, unet = base.text_encoders[0], base.unet
-    params = list(encoder.parameters()) + list(unet.parameters())
+    names, encoder = pool.names, base.text_encoders[0]
+    params = list(encoder.parameters()) + list(net.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     warmup = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100))
     encoder.train()
-    unet.train()
+    net.train()
     start, done, avg = time.monotonic(), 0, None
     for step in range(steps):
         if deadline is not None and time.monotonic() > deadline:
@@ -146,10 +161,7 @@ def train_t2i(base, pool, steps: int, batch: int, lr: float, seed: int, deadline
         kinds, images = pool.sample(batch, gen)
         drop = torch.rand(batch, generator=gen) < 0.1
         prompts = ["" if d else PROMPT.format(names[k]) for k, d in zip(kinds.tolist(), drop.tolist())]
-        noise = torch.randn(images.shape, generator=gen)
-        t = torch.randint(0, sched.config.num_train_timesteps, (batch,), generator=gen)
-        pred = unet(sched.add_noise(images, noise, t), t, encoder_hidden_states=encode_prompts(base, prompts)).sample
-        loss = F.mse_loss(pred, noise)
+        loss = loss_of(images, prompts, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
