@@ -8,7 +8,7 @@ from ..audiotoken_core.labels import (DEFAULT_K, DEFAULT_THRESHOLD, labels_text,
                                       top_labels)
 from . import host_compat
 from .encode import DEFAULT_WINDOW_S, MAX_WINDOW_S, unpack_audio
-from .progress import host_progress
+from .runtime import host_progress
 from .types import CATEGORY, AudioTokenModelType, combo_problem
 
 # Encode's modes less `first`: Describe names a whole sound (mean) or each of its windows.

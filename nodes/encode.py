@@ -8,7 +8,7 @@ from ..audiotoken_core.audio import WINDOW_SECONDS as DEFAULT_WINDOW_S
 from ..audiotoken_core.pipeline import ENCODE_MODES
 from . import host_compat
 from .heard import can_hear, heard_rows
-from .progress import host_progress
+from .runtime import host_progress
 from .types import CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, combo_problem
 
 # BEATs attention memory grows with the square of the window (its position bias and scores are

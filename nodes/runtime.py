@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import comfy.model_management as mm
 import comfy.model_patcher
+import comfy.utils
 import torch
 
 from ..audiotoken_core.beats import load_beats
@@ -65,6 +66,18 @@ class AudioTokenModel:
     def classes(self):
         """What each output of the AudioSet head is (`labels.beats_classes`)."""
         return beats_classes(self.tokenizer.beats)
+
+
+def host_progress():
+    """`progress(done, total)` for core's long loops: moves the node's progress bar, and raises when Cancel was
+    pressed (so a long encode stops between windows, not at its end)."""
+    bar = comfy.utils.ProgressBar(1)
+
+    def progress(done, total):
+        bar.update_absolute(done, total)
+        mm.throw_exception_if_processing_interrupted()
+
+    return progress
 
 
 def pick_dtype(precision: str, device) -> torch.dtype:

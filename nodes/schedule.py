@@ -10,8 +10,8 @@ from ..audiotoken_core.schedule import ALIGNS, ScheduledTokens
 from . import host_compat
 from .heard import can_hear, heard_over_time, name_rows, no_head_message
 from .limits import check_schedule_size
-from .progress import host_progress
 from .encode import MAX_WINDOW_S, unpack_audio
+from .runtime import host_progress
 from .types import (CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, HeardRows, KeyframeTokens,
                     combo_problem)
 

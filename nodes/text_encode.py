@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io, ui
 
 from .limits import check_schedule_size
-from .progress import host_progress
+from .runtime import host_progress
 from .splice import clip_encoders, describe_routes, encode_with_tokens, missing_placeholder_message
 from .types import CATEGORY, PLACEHOLDER, AudioTokensType, combo_problem
 
