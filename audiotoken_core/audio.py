@@ -111,12 +111,6 @@ def iter_windows(wave16k: torch.Tensor, window_s: float, hop_s: float | None = N
         yield _repeat_to(wave16k[:, a : a + win], win)
 
 
-def split_windows(wave16k: torch.Tensor, window_s: float, hop_s: float | None = None, offset_s: float = 0.0,
-                  min_last_s: float | None = None) -> torch.Tensor:
-    """All windows at once as `[B, W, window]` (use `iter_windows` for long audio)."""
-    return torch.stack(list(iter_windows(wave16k, window_s, hop_s, offset_s, min_last_s)), dim=1)
-
-
 def _repeat_to(seg: torch.Tensor, need: int) -> torch.Tensor:
     """`seg` repeated along time to `need` samples (the one tiling rule), or `seg` itself when long enough."""
     if seg.shape[-1] >= need:
