@@ -19,7 +19,8 @@ import torch
 from train.families.flow import FlowFamily
 
 from .pictures import OUT
-from .t2i import AUDIO_PROMPT, PROMPT, SEQ_LEN, PixelSpace, train_jointly  # noqa: F401  (the UNet world's prompts)
+# the prompts are the UNet world's, re-exported for run.py
+from .t2i import AUDIO_PROMPT, PROMPT, SEQ_LEN, PixelSpace, load_pair, save_pair, train_jointly  # noqa: F401
 
 HEAD = "t5xxl"  # the host's embedding key for T5 (Flux.1, SD3.5): the Embedder's head is named as for the real ones
 
@@ -136,23 +137,11 @@ def train_t2i(base: ToyFlow, pool, steps: int, batch: int, lr: float, seed: int,
 
 
 def save(base: ToyFlow, path, recipe: dict) -> None:
-    torch.save({"recipe": recipe, "text_encoder": base.text_encoders[0].state_dict(),
-                "transformer": base.denoiser.state_dict()}, path)
+    save_pair(base, base.denoiser, "transformer", path, recipe)
 
 
 def load(base: ToyFlow, path, recipe: dict) -> bool:
-    """Load a toy model saved by an earlier run with the same recipe; False when there is none that fits."""
-    from pathlib import Path
-
-    if not Path(path).is_file():
-        return False
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("recipe") != recipe:
-        return False
-    base.text_encoders[0].load_state_dict(state["text_encoder"])
-    base.denoiser.load_state_dict(state["transformer"])
-    base.freeze()
-    return True
+    return load_pair(base, base.denoiser, "transformer", path, recipe)
 
 
 @torch.no_grad()

@@ -176,11 +176,19 @@ def train_jointly(base, net, pool, steps: int, batch: int, lr: float, seed: int,
 
 
 def save(base, path, recipe: dict) -> None:
-    torch.save({"recipe": recipe, "text_encoder": base.text_encoders[0].state_dict(),
-                "unet": base.unet.state_dict()}, path)
+    save_pair(base, base.unet, "unet", path, recipe)
 
 
 def load(base, path, recipe: dict) -> bool:
+    return load_pair(base, base.unet, "unet", path, recipe)
+
+
+def save_pair(base, net, key: str, path, recipe: dict) -> None:
+    """Both worlds' toy model file: the recipe, the text encoder and the denoiser under `key`."""
+    torch.save({"recipe": recipe, "text_encoder": base.text_encoders[0].state_dict(), key: net.state_dict()}, path)
+
+
+def load_pair(base, net, key: str, path, recipe: dict) -> bool:
     """Load a toy model saved by an earlier run with the same recipe; False when there is none that fits."""
     from pathlib import Path
 
@@ -190,7 +198,7 @@ def load(base, path, recipe: dict) -> bool:
     if state.get("recipe") != recipe:
         return False
     base.text_encoders[0].load_state_dict(state["text_encoder"])
-    base.unet.load_state_dict(state["unet"])
+    net.load_state_dict(state[key])
     base.freeze()
     return True
 
