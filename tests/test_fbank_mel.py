@@ -16,6 +16,12 @@ FIXTURES = Path(__file__).parent / "fixtures" / "torchaudio" / "front_end.safete
 # max|ours - ref| / max|ref| per clip, on kaldi's log-mel energies; measured ~1.3e-7 (float32 rounding of |X|^2
 # and of the banded mel product's summation order).
 TOL = 1e-6
+# Against the golden file, made on another CPU: torch's float32 log there and here can differ in the last bit,
+# and a mel-bank weight is (mel - edge) / (bin width in mel), a difference of two values near 2,800 divided by
+# about 20, so one bit of the mel scale (2.4e-4) moves a weight by ~1e-5. Measured on an AMD EPYC (AVX512)
+# against the file: banks 1.13e-5, features 2.6e-6; torchaudio itself on that CPU equals ours bit for bit.
+GOLDEN_BANK_TOL = 5e-5
+GOLDEN_TOL = 1e-5
 BEATS_BANKS = (NUM_MEL_BINS, 512, 16000.0, 20.0, 0.0)
 
 
@@ -68,11 +74,12 @@ def test_golden_mel_banks(golden):
         start = int(golden["mel_count"][:row].sum())
         ref[row, first : first + count] = golden["mel_values"][start : start + count]
     assert int(golden["mel_count"].sum()) == golden["mel_values"].numel()
-    assert torch.equal(ours, ref)
+    assert torch.equal(ours > 0, ref > 0)  # the same triangles, bin for bin
+    assert (ours - ref).abs().max() <= GOLDEN_BANK_TOL
 
 
 def test_golden_features(golden):
-    assert rel_err(log_mel(golden["wave"]), golden["fbank"]) <= TOL
+    assert rel_err(log_mel(golden["wave"]), golden["fbank"]) <= GOLDEN_TOL
 
 
 def test_golden_features_in_a_padded_batch(golden):
@@ -84,7 +91,7 @@ def test_golden_features_in_a_padded_batch(golden):
     feats, frames = compute_fbank(batch, [wave.numel(), 3000])
     ref = golden["fbank"]
     assert frames[0] == ref.shape[0]
-    assert rel_err(feats[0, : frames[0]] * (2 * FBANK_STD) + FBANK_MEAN, ref) <= TOL
+    assert rel_err(feats[0, : frames[0]] * (2 * FBANK_STD) + FBANK_MEAN, ref) <= GOLDEN_TOL
 
 
 def test_triangles_cover_the_range_as_kaldi_lays_them_out():
