@@ -4,8 +4,9 @@ The host's own result is its textual-inversion path: the same vectors in a plain
 host key, as Save Embedding writes), the prompt written with `embedding:NAME`. Tokenizer level for SDXL, SD3.5
 (l, g, t5xxl), Flux.1 (l, t5xxl), Qwen-Image (qwen25_7b), Z-Image and Flux.2 klein (qwen3_4b; 0.33.0 only), with
 several vectors per T5 / LLM head; full encodes through small text encoders built from the host's classes for
-SDXL, Flux.1 (CLIP-L + T5) and Z-Image (Qwen3). Qwen-Image's full encode is not built: its Qwen2.5-VL class
-always builds the full 32-block vision tower.
+SDXL, Flux.1 (CLIP-L + T5), Z-Image (Qwen3) and Qwen-Image (Qwen2.5-VL's language model; its class always
+builds the 32-block vision tower, which a text prompt never reaches, so the test puts an empty module in its
+place).
 
 Qwen-Image has no `embedding:` path of its own in either host: its tokenizer passes no embedding directory,
 and its image-placeholder scan (`entry == 151655`) fails on a vector. Its reference is therefore the host's
@@ -219,18 +220,60 @@ def assert_same_encode(clip, ours_prompt: str, host_prompt: str, tokens, folder)
     return ours
 
 
-def test_flux_full_encode_equals_the_host(tmp_path):
-    """Flux.1's CLIP-L (3 layers) + T5 (1 block, 64 wide): a token in each, pooled and sequence as the host's."""
+SMALL_T5 = 64  # the small Flux T5's width
+
+
+def small_flux_clip(embeddings):
+    """Flux.1's CLIP-L (3 layers) + T5 (1 block, 64 wide), from the host's classes."""
     import comfy.text_encoders.flux as flux
 
-    t5 = {"num_layers": 1, "d_model": 64, "d_ff": 64, "num_heads": 2, "d_kv": 32}
-    clip = tiny_clip(flux.FluxTokenizer, flux.FluxClipModel, tmp_path,
-                     {"clip_l_model_config": {"num_hidden_layers": 3}, "t5xxl_model_config": t5}, {"t5xxl": 64}, 4)
+    t5 = {"num_layers": 1, "d_model": SMALL_T5, "d_ff": 64, "num_heads": 2, "d_kv": 32}
+    return tiny_clip(flux.FluxTokenizer, flux.FluxClipModel, embeddings,
+                     {"clip_l_model_config": {"num_hidden_layers": 3}, "t5xxl_model_config": t5}, {"t5xxl": SMALL_T5},
+                     4)
+
+
+def test_flux_full_encode_equals_the_host(tmp_path):
+    """A token in each of Flux's encoders: pooled and sequence as the host's."""
+    clip = small_flux_clip(tmp_path)
     g = torch.Generator().manual_seed(7)
-    tokens = {"l": torch.randn(1, 1, 768, generator=g) * 0.02, "t5xxl": torch.randn(1, 4, 64, generator=g) * 0.5}
+    tokens = {"l": torch.randn(1, 1, 768, generator=g) * 0.02, "t5xxl": torch.randn(1, 4, SMALL_T5, generator=g) * 0.5}
     ours = assert_same_encode(clip, PROMPTS[0][0], PROMPTS[0][1], tokens, tmp_path)
     plain = clip.encode_from_tokens_scheduled(clip.tokenize("a photo of a dog at night"))
     assert not torch.allclose(ours[0][0], plain[0][0]), "the T5 token changes the sequence"
+
+
+def test_the_flux_templates_text_encode_equals_the_host(host_assets, tmp_path):
+    """audiotoken_flux_token.json's sound -> Encode -> Text Encode with the template's own widgets, through a Flux
+    embedder (clip_l 1 vector, t5xxl 4) and the small Flux encoders: both routes are tokens, and the conditioning
+    (sequence and pooled) is the host's own for the prompt written with `embedding:NAME`. The template's image half
+    (FluxGuidance, the sampler) is core ComfyUI."""
+    import json
+
+    from factories.embedder import write_tiny_embedder
+    from host_assets import BEATS, BEATS_DIM, FLUX_TOKENS
+
+    workflow = json.loads((Path(__file__).parents[2] / "example_workflows" / "audiotoken_flux_token.json").read_text())
+    widgets = {n["type"]: n["widgets_values"] for n in workflow["nodes"]}
+    embedder = write_tiny_embedder(tmp_path / "flux_small_t5.safetensors", in_dim=3 * BEATS_DIM,
+                                   widths={"l": 768, "t5xxl": SMALL_T5}, n_tokens=FLUX_TOKENS, seed=2)
+    model = pack_module("runtime").get_model(str(embedder), str(host_assets["audio_encoders"] / BEATS), "fp32")
+    g = torch.Generator().manual_seed(9)
+    audio = {"waveform": torch.randn(1, 2, 3 * 22050, generator=g) * 0.1, "sample_rate": 22050}
+    tokens = pack_module("encode").AudioTokenEncode.execute(model, audio, *widgets["AudioTokenEncode"])[0]
+    assert {k: v.shape[1] for k, v in tokens.tokens.items()} == FLUX_TOKENS
+
+    clip = small_flux_clip(tmp_path)
+    text, words, fallback = widgets["AudioTokenTextEncode"]
+    assert "<audio>" in text
+    out = pack_module("text_encode").AudioTokenTextEncode.execute(clip, tokens, text, words, fallback)
+    preview = out.ui.as_dict()["text"][0]
+    assert "l (768): audio token (1 vector)" in preview and f"t5xxl ({SMALL_T5}): audio token (4 vectors)" in preview
+    write_reference(tokens.tokens, tmp_path, "reference_sound")
+    theirs = clip.encode_from_tokens_scheduled(clip.tokenize(text.replace("<audio>", "embedding:reference_sound ")))
+    ours = out[0]
+    torch.testing.assert_close(ours[0][0], theirs[0][0], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(ours[0][1]["pooled_output"], theirs[0][1]["pooled_output"], rtol=1e-6, atol=1e-6)
 
 
 if on_this_host("z-image"):  # 0.3.64 has no Z-Image text encoder (and the host matrix runs no skipped test)
@@ -246,6 +289,42 @@ if on_this_host("z-image"):  # 0.3.64 has no Z-Image text encoder (and the host 
                          {"qwen3_4b": 128}, 5)
         tokens = {"qwen3_4b": torch.randn(1, 2, 128, generator=torch.Generator().manual_seed(8)) * 0.5}
         assert_same_encode(clip, PROMPTS[1][0], PROMPTS[1][2], tokens, tmp_path)
+
+
+class NoVisionTower(torch.nn.Module):
+    """Stands in for Qwen2.5-VL's 32-block vision tower (670M weights): a text prompt never reaches it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, *args, **kwargs):
+        raise AssertionError("a text-only encode ran the vision tower")
+
+
+def test_qwen_image_full_encode_equals_the_host(tmp_path, monkeypatch):
+    """Qwen-Image's Qwen2.5-VL language model (2 layers, 128 wide) from the host's classes, its vision tower left
+    out: two vectors in the prompt template, conditioning and mask as the host's sub-tokenizer with the directory
+    set gives them (the family's own tokenizer reads no embedding directory)."""
+    import comfy.text_encoders.qwen_image as qwen_image
+    import comfy.text_encoders.qwen_vl as qwen_vl
+
+    monkeypatch.setattr(qwen_vl, "Qwen2VLVisionTransformer", NoVisionTower)
+    qwen25 = {"hidden_size": 128, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 1,
+              "num_key_value_heads": 1}
+    clip = tiny_clip(qwen_image.QwenImageTokenizer, qwen_image.QwenImageTEModel, tmp_path,
+                     {"qwen25_7b_model_config": qwen25}, {"qwen25_7b": 128}, 6)
+    tokens = {"qwen25_7b": torch.randn(1, 2, 128, generator=torch.Generator().manual_seed(10)) * 0.5}
+    splice = pack_module("splice")
+    write_reference(tokens, tmp_path, "reference_sound")
+    host_tokens = host_tokenize(clip.tokenizer, PROMPTS[0][2].format(n="reference_sound"), tmp_path)
+    assert vectors_in(host_tokens, "qwen25_7b") == 2
+    theirs = clip.encode_from_tokens_scheduled(host_tokens)
+    ours = splice.encode_with_tokens(clip, PROMPTS[0][0], tokens, [WORDS])
+    torch.testing.assert_close(ours[0][0], theirs[0][0], rtol=1e-6, atol=1e-6)
+    if "attention_mask" in theirs[0][1]:
+        torch.testing.assert_close(ours[0][1]["attention_mask"], theirs[0][1]["attention_mask"])
+    plain = clip.encode_from_tokens_scheduled(clip.tokenize("a photo of a dog at night"))
+    assert not torch.allclose(ours[0][0][:, -8:], plain[0][0][:, -8:]), "the token changes the sequence"
 
 
 def test_sdxl_full_encode_equals_the_hosts_hybrid(tmp_path):
