@@ -88,5 +88,13 @@ class AudioTokenModelLoader(io.ComfyNode):
         return io.NodeOutput(get_model(*paths, precision))
 
 
+TRAIN_HINT = ("Embedders for other models than SD1.x (Flux, SD3.5, SDXL, Qwen-Image, Z-Image) are ones you train: "
+              "`python -m train --base-model <its diffusers folder> ...` writes audiotoken-embedder.safetensors "
+              "(the pack's docs/training.md).")
+
+
 def _embedder_path(name: str) -> str:
-    return folders.resolve(folders.EMBEDDER_FOLDER, name, "Embedder")
+    try:
+        return folders.resolve(folders.EMBEDDER_FOLDER, name, "Embedder")
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{exc} {TRAIN_HINT}") from None

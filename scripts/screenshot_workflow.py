@@ -3,10 +3,9 @@
     python scripts/screenshot_workflow.py --comfyui /path/to/ComfyUI \
         --workflow example_workflows/audiotoken_sound_to_image.json --out docs/img/workflow.png
 
-Starts a throwaway ComfyUI (CPU, temp base directory, this pack symlinked under custom_nodes/, empty stand-ins
-for the model files the workflow names so no "missing models" dialog covers the graph), opens it in headless
-Chromium, loads the workflow with `app.loadGraphData`, and saves a PNG. Needs `chromium` on PATH and aiohttp
-(a ComfyUI requirement).
+Starts a throwaway ComfyUI with stand-ins for the files the workflow names (scripts/frontend_shots.py), opens it
+in headless Chromium, loads the workflow with `app.loadGraphData`, fits the whole graph in the window and saves
+a PNG. Needs `chromium` on PATH and a ComfyUI install's Python (aiohttp, torch).
 """
 
 from __future__ import annotations
@@ -14,18 +13,12 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import subprocess
-import sys
-import tempfile
 import time
-import wave
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# The Chromium/CDP client is shared with the frontend host tests.
-sys.path[:0] = [str(ROOT / "tests" / "host"), str(ROOT / "tests")]
+from frontend_shots import ROOT, frontend_page, load_graph
 
-from frontend import Chromium, Page, find_chromium, free_port, wait_http  # noqa: E402
+from frontend import find_chromium  # noqa: E402  (on sys.path through frontend_shots)
 
 FIT_GRAPH_JS = """(() => {
     const ds = window.app.canvas.ds, nodes = (window.app.rootGraph ?? window.app.graph)._nodes;
@@ -43,56 +36,6 @@ FIT_GRAPH_JS = """(() => {
 })()"""
 
 
-def prepare_base(base: Path, workflow: dict) -> None:
-    (base / "custom_nodes").mkdir(parents=True)
-    (base / "custom_nodes" / "comfyui-audiotoken").symlink_to(ROOT, target_is_directory=True)
-    (base / "input").mkdir()
-    for node in workflow["nodes"]:
-        for model in node.get("properties", {}).get("models", []):
-            folder = base / "models" / model["directory"]
-            folder.mkdir(parents=True, exist_ok=True)
-            write_stand_in(folder / model["name"], model["directory"])
-        if node["type"] == "LoadAudio":
-            with wave.open(str(base / "input" / node["widgets_values"][0]), "wb") as w:
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(16000)
-                w.writeframes(b"\0\0" * 16000)
-
-
-def write_stand_in(path: Path, directory: str) -> None:
-    """A file the graph's loaders list: tiny real ones for the pack's (its lists read headers), empty otherwise.
-
-    The graph is only displayed, never run.
-    """
-    from train.tiny.beats import write_tiny_official_beats
-    from factories.embedder import write_tiny_official_embedder
-
-    if directory == "audio_encoders":
-        write_tiny_official_beats(path, layers=2, dim=32, heads=2)
-    elif directory == "audiotoken":
-        write_tiny_official_embedder(path, in_dim=96, out_dim=768)
-    else:
-        path.write_bytes(b"")
-
-
-def shoot(page: Page, server_url: str, workflow: dict, out: Path, width: int, height: int) -> None:
-    page.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
-    page.open_frontend(server_url)
-    time.sleep(3)  # first-run dialogs and node definitions settle
-    # The minimap would cover part of the graph; keep the picture about the nodes.
-    page.set_setting("Comfy.Minimap.Visible", False)
-    page.js(f"window.app.loadGraphData({json.dumps(workflow)}, true, true, 'audiotoken example')")
-    time.sleep(2)
-    # Close whatever dialog the first start opened (templates browser, release notes, ...).
-    page.press_escape(3)
-    page.js(FIT_GRAPH_JS)
-    time.sleep(1.5)
-    shot = page.call("Page.captureScreenshot", format="png")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(base64.b64decode(shot["data"]))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--comfyui", required=True, type=Path)
@@ -102,35 +45,15 @@ def main() -> None:
     parser.add_argument("--size", default="1600x900")
     opts = parser.parse_args()
     width, height = map(int, opts.size.split("x"))
-    comfyui = opts.comfyui.resolve()  # the server runs with ComfyUI as its working directory
     workflow = json.loads(opts.workflow.read_text())
-    with tempfile.TemporaryDirectory(prefix="audiotoken_shot_") as tmp:
-        base = Path(tmp) / "base"
-        prepare_base(base, workflow)
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, str(comfyui / "main.py"), "--cpu", "--disable-api-nodes", "--listen", "127.0.0.1",
-             "--port", str(port), "--base-directory", str(base), "--database-url", "sqlite:///:memory:"],
-            cwd=comfyui, stdout=open(Path(tmp) / "server.log", "w"), stderr=subprocess.STDOUT)
-        browser = None
-        try:
-            wait_http(f"http://127.0.0.1:{port}/object_info/AudioTokenEncode", 180)
-            browser = Chromium(opts.chromium, Path(tmp) / "chrome",
-                               extra_args=("--hide-scrollbars", f"--window-size={width},{height}")).start()
-            page = Page(browser.cdp_port)
-            try:
-                shoot(page, f"http://127.0.0.1:{port}/", workflow, opts.out, width, height)
-            finally:
-                page.close()
-            print(f"wrote {opts.out}")
-        finally:
-            if browser is not None:
-                browser.stop()
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+    with frontend_page(opts.comfyui, [workflow], opts.chromium, width, height) as page:
+        load_graph(page, workflow, opts.workflow.stem)
+        page.js(FIT_GRAPH_JS)
+        time.sleep(1.5)
+        shot = page.call("Page.captureScreenshot", format="png")
+    opts.out.parent.mkdir(parents=True, exist_ok=True)
+    opts.out.write_bytes(base64.b64decode(shot["data"]))
+    print(f"wrote {opts.out}")
 
 
 if __name__ == "__main__":

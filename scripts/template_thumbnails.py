@@ -22,17 +22,12 @@ import argparse
 import base64
 import io
 import json
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests" / "host"), str(ROOT / "tests"), str(ROOT)]
+from frontend_shots import ROOT, frontend_page, load_graph
 
-from frontend import Chromium, Page, find_chromium, free_port, wait_http  # noqa: E402
-from screenshot_workflow import write_stand_in  # noqa: E402
+from frontend import Page, find_chromium  # noqa: E402  (on sys.path through frontend_shots)
 
 SIDE = 1040       # the captured square, in CSS pixels
 LEFT, TOP = 60, 90  # clear of the frontend's side bar, tab bar and run bar
@@ -58,25 +53,10 @@ FIT_SQUARE_JS = """((left, top, side) => {
 })"""
 
 
-def prepare_base(base: Path, workflows: list[dict]) -> None:
-    """The pack, and loadable stand-ins for every model file the workflows name (no missing-model dialog)."""
-    (base / "custom_nodes").mkdir(parents=True)
-    (base / "custom_nodes" / "comfyui-audiotoken").symlink_to(ROOT, target_is_directory=True)
-    for workflow in workflows:
-        for node in workflow["nodes"]:
-            for model in node.get("properties", {}).get("models", []):
-                path = base / "models" / model["directory"] / model["name"]
-                if not path.exists():
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    write_stand_in(path, model["directory"])
-
-
 def shoot(page: Page, workflow: dict, name: str) -> bytes:
     from PIL import Image
 
-    page.js(f"window.app.loadGraphData({json.dumps(workflow)}, true, true, {json.dumps(name)}).then(() => true)")
-    time.sleep(1.5)
-    page.press_escape(2)
+    load_graph(page, workflow, name)
     page.js(f"{FIT_SQUARE_JS}({LEFT}, {TOP}, {SIDE})")
     time.sleep(1.5)  # DOM widgets (notes, audio players) follow the canvas a frame later
     shot = page.call("Page.captureScreenshot", format="png",
@@ -97,51 +77,12 @@ def main() -> None:
     if opts.only:
         paths = [p for p in paths if p.stem in opts.only]
     workflows = {p: json.loads(p.read_text()) for p in paths}
-    comfyui = opts.comfyui.resolve()
-    with tempfile.TemporaryDirectory(prefix="audiotoken_thumbs_") as tmp:
-        base = Path(tmp) / "base"
-        prepare_base(base, list(workflows.values()))
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, str(comfyui / "main.py"), "--cpu", "--disable-api-nodes", "--listen", "127.0.0.1",
-             "--port", str(port), "--base-directory", str(base), "--database-url", "sqlite:///:memory:"],
-            cwd=comfyui, stdout=open(Path(tmp) / "server.log", "w"), stderr=subprocess.STDOUT)
-        browser = None
-        try:
-            wait_http(f"http://127.0.0.1:{port}/object_info/AudioTokenEncode", 180)
-            urlopen_post(f"http://127.0.0.1:{port}/settings/Comfy.TutorialCompleted", True)
-            width, height = LEFT + SIDE, TOP + SIDE + 70  # the canvas controls sit in the bottom 60 px
-            browser = Chromium(opts.chromium, Path(tmp) / "chrome",
-                               extra_args=("--hide-scrollbars", f"--window-size={width},{height}")).start()
-            page = Page(browser.cdp_port)
-            try:
-                page.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
-                          mobile=False)
-                page.open_frontend(f"http://127.0.0.1:{port}/")
-                time.sleep(3)
-                page.set_setting("Comfy.Minimap.Visible", False)
-                for path, workflow in workflows.items():
-                    out = path.with_suffix(".jpg")
-                    out.write_bytes(shoot(page, workflow, path.stem))
-                    print(f"wrote {out} ({out.stat().st_size / 1000:.0f} kB)")
-            finally:
-                page.close()
-        finally:
-            if browser is not None:
-                browser.stop()
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-
-
-def urlopen_post(url: str, value) -> None:
-    import urllib.request
-
-    req = urllib.request.Request(url, data=json.dumps(value).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(req, timeout=10).close()
+    width, height = LEFT + SIDE, TOP + SIDE + 70  # the canvas controls sit in the bottom 60 px
+    with frontend_page(opts.comfyui, list(workflows.values()), opts.chromium, width, height) as page:
+        for path, workflow in workflows.items():
+            out = path.with_suffix(".jpg")
+            out.write_bytes(shoot(page, workflow, path.stem))
+            print(f"wrote {out} ({out.stat().st_size / 1000:.0f} kB)")
 
 
 if __name__ == "__main__":

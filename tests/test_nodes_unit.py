@@ -18,9 +18,10 @@ OUR_NODES = {"AudioTokenModelLoader", "AudioTokenEncode", "AudioTokenTextEncode"
              "AudioTokenBlend", "AudioTokenSchedule", "AudioTokenDescribe", "AudioTokenDownloadModels"}
 CORE_NODES = {"CheckpointLoaderSimple", "LoadAudio", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "VAEDecode",
               "SaveImage", "SaveAnimatedWEBP", "LoraLoaderModelOnly", "MarkdownNote", "Note",
-              # the Flux graph (audiotoken_describe_flux.json); each is in both tested hosts
-              "UNETLoader", "DualCLIPLoader", "VAELoader", "CLIPTextEncodeFlux", "ConditioningZeroOut",
-              "EmptySD3LatentImage", "StringConcatenate"}
+              # the Flux graphs (audiotoken_describe_flux.json, audiotoken_flux_token.json); each is in both
+              # tested hosts
+              "UNETLoader", "DualCLIPLoader", "VAELoader", "CLIPTextEncodeFlux", "FluxGuidance",
+              "ConditioningZeroOut", "EmptySD3LatentImage", "StringConcatenate"}
 
 
 def test_root_package_imports_without_comfyui():

@@ -74,7 +74,7 @@ def test_pack_leaves_out_development_files(shipped):
     dev = [f for f in shipped if f.split("/")[0] in {"tests", "benchmarks"} or f.startswith(".")]
     assert not dev, f"development files would ship: {sorted(dev)[:10]}"
     for script in ("scripts/test.sh", "scripts/host_env.sh", "scripts/screenshot_workflow.py",
-                   "scripts/template_thumbnails.py"):
+                   "scripts/template_thumbnails.py", "scripts/frontend_shots.py"):
         assert script not in shipped
 
 

@@ -16,6 +16,10 @@ BEATS = "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt"
 EMBEDDER = "embedder_learned_embeds.bin"
 NARROW_BEATS = "beats_narrow_32.pt"          # 3 x 32 = 96 features: does not fit EMBEDDER (3 x 64)
 SD2_EMBEDDER = "embedder_sd2_h.safetensors"  # an `h` (1024) head only: does not fit an SD1.5 CLIP
+# audiotoken_flux_token.json's embedder, one the user trains: clip_l (1 vector) and t5xxl (4 vectors) heads
+FLUX_EMBEDDER = "audiotoken_flux_embedder.safetensors"
+FLUX_HEADS = {"l": 768, "t5xxl": 4096}
+FLUX_TOKENS = {"l": 1, "t5xxl": 4}
 BEATS_DIM = 64
 
 AUDIO_FILES = {
@@ -43,6 +47,13 @@ def write_wav(path: Path, seconds: float, rate: int, channels: int, freq: float)
     return path
 
 
+def write_flux_embedder(path: Path) -> Path:
+    """The tiny stand-in for the Flux embedder a user trains (the Flux template names it)."""
+    from factories.embedder import write_tiny_embedder
+
+    return write_tiny_embedder(path, in_dim=3 * BEATS_DIM, widths=FLUX_HEADS, n_tokens=FLUX_TOKENS, seed=2)
+
+
 def build_assets(root: Path) -> dict[str, Path]:
     """models/{checkpoints,audio_encoders,audiotoken} and audio/ under `root`."""
     from train.tiny.beats import write_tiny_official_beats
@@ -58,6 +69,7 @@ def build_assets(root: Path) -> dict[str, Path]:
         write_tiny_official_beats(dirs["audio_encoders"] / NARROW_BEATS, layers=12, dim=32, heads=4, seed=1)
         write_tiny_official_embedder(dirs["audiotoken"] / EMBEDDER, in_dim=3 * BEATS_DIM, out_dim=768)
         write_tiny_embedder(dirs["audiotoken"] / SD2_EMBEDDER, in_dim=3 * BEATS_DIM, widths={"h": 1024})
+        write_flux_embedder(dirs["audiotoken"] / FLUX_EMBEDDER)
     # The official LoRA itself (3.3 MB, committed): the LoRA example workflow loads it by its real name.
     from factories.official import LORA
 

@@ -26,6 +26,11 @@ PARTIAL = {
     "audiotoken_describe_flux.json":
         "Flux.1 dev (a 23.8 GB diffusion model, a 9.8 GB T5-XXL) is too big to run here; Describe's text reaches "
         "CLIP Text Encode (Flux) through core Concatenate, which runs.",
+    "audiotoken_flux_token.json":
+        "Flux.1 dev is too big to run here. The Text Encode half of this graph, with this template's own prompt, "
+        "a Flux embedder's tokens in clip_l and t5xxl, is proven in process on Flux's small CLIP-L + T5 built from "
+        "the host's classes, equal to the host's own embedding: path, by "
+        "tests/host/test_inprocess_families.py::test_the_flux_templates_text_encode_equals_the_host.",
 }
 # Loaders of the image model: nodes downstream of one are not part of the audio part.
 IMAGE_MODEL_LOADERS = {"CheckpointLoaderSimple", "UNETLoader", "DualCLIPLoader", "VAELoader"}
