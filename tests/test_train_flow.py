@@ -4,15 +4,13 @@ bit-identical resume (also after SIGKILL, for Flux), DDP, drawing with train.gen
 to the pipeline's own `encode_prompt` with the vector written into the input embeddings at the placeholder."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from factories.train_world import get_world, tiny_config
+from factories.train_world import get_world, sigkill_after_first_checkpoint, tiny_config
 
 from train.tiny.flow import FAMILIES, write_tiny_flow
 
@@ -289,37 +287,12 @@ def test_flow_objective_matches_the_schedulers_table():
 
 
 def test_sigkill_then_resume_matches_uninterrupted_flux(world, tmp_path):
-    from train.checkpoint import latest_checkpoint
     from train.loop import train
 
     steps = dict(max_steps=6, checkpoint_every=2)
     reference = _tensors(train(_config(world, tmp_path / "ref", "flux", **steps)))
     out = tmp_path / "killed"
-    cfg = _config(world, out, "flux", **steps)
-    args = [sys.executable, "-m", "train"]
-    for key, value in cfg.to_dict().items():
-        flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            args.append(flag if value else "--no-" + flag[2:])
-        elif value is None or value == []:
-            continue
-        elif isinstance(value, list):
-            args += [flag, ",".join(map(str, value))] if key == "layers" else [flag, *map(str, value)]
-        else:
-            args += [flag, str(value)]
-    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{REPO / 'tests'}", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    try:
-        while latest_checkpoint(out / "checkpoints") is None:
-            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
-            assert time.time() < deadline, "no checkpoint within 120 s"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    killed_at = int(latest_checkpoint(out / "checkpoints").name.split("-")[1])
+    killed_at = sigkill_after_first_checkpoint(_config(world, out, "flux", **steps))
     assert 2 <= killed_at < 6
     resumed = _tensors(train(_config(world, out, "flux", resume=True, **steps)))
     assert all(torch.equal(resumed[k], reference[k]) for k in reference)

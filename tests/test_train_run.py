@@ -1,21 +1,15 @@
 """End-to-end training with tiny random models: outputs, reproducibility, SIGKILL + resume, NaN guard,
 the uncached original recipe, SD2/SDXL variants, precompute sharding, and image generation."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from factories.train_world import get_world, tiny_config
+from factories.train_world import get_world, sigkill_after_first_checkpoint, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -75,39 +69,14 @@ def test_seeded_runs_are_equal(first_run, world, tmp_path):
 
 
 def test_sigkill_then_resume_matches_uninterrupted(world, tmp_path):
-    from train.checkpoint import latest_checkpoint
     from train.loop import train
 
     steps = dict(max_steps=8, checkpoint_every=2)
     reference = _tensors(train(tiny_config(world, tmp_path / "ref", **steps)))
 
     out = tmp_path / "killed"
-    cfg = tiny_config(world, out, **steps)
-    args = [sys.executable, "-m", "train"]
-    for key, value in cfg.to_dict().items():
-        flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            args.append(flag if value else "--no-" + flag[2:])
-        elif value is None or value == []:
-            continue
-        elif isinstance(value, list):
-            args += [flag, ",".join(map(str, value))] if key == "layers" else [flag, *map(str, value)]
-        else:
-            args += [flag, str(value)]
-    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{REPO / 'tests'}", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    try:
-        while latest_checkpoint(out / "checkpoints") is None:
-            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
-            assert time.time() < deadline, "no checkpoint within 120 s"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    killed_at = sigkill_after_first_checkpoint(tiny_config(world, out, **steps))
     assert not (out / "audiotoken-embedder.safetensors").exists()
-    killed_at = int(latest_checkpoint(out / "checkpoints").name.split("-")[1])
     assert 2 <= killed_at < 8
 
     resumed = _tensors(train(tiny_config(world, out, resume=True, **steps)))

@@ -6,6 +6,11 @@ most of the trainer tests' cost on a small CPU.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from train.tiny.beats import write_tiny_official_beats
@@ -67,3 +72,43 @@ def tiny_config(world: dict, out: Path, variant: str = "sd1", **overrides):
     )
     settings.update(overrides)
     return TrainConfig(**settings)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli_args(cfg) -> list[str]:
+    """`python -m train` with every setting of `cfg` spelled as its flag."""
+    args = [sys.executable, "-m", "train"]
+    for key, value in cfg.to_dict().items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag if value else "--no-" + flag[2:])
+        elif value is None or value == []:
+            continue
+        elif isinstance(value, list):
+            args += [flag, ",".join(map(str, value))] if key == "layers" else [flag, *map(str, value)]
+        else:
+            args += [flag, str(value)]
+    return args
+
+
+def sigkill_after_first_checkpoint(cfg, timeout_s: float = 120.0) -> int:
+    """Run the trainer's command line for `cfg` in a child, SIGKILL it once a checkpoint exists; returns the
+    step of the newest checkpoint left behind."""
+    from train.checkpoint import latest_checkpoint
+
+    checkpoints = Path(cfg.output_dir) / "checkpoints"
+    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{REPO / 'tests'}", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cli_args(cfg), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + timeout_s
+    try:
+        while latest_checkpoint(checkpoints) is None:
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+            assert time.time() < deadline, f"no checkpoint within {timeout_s:.0f} s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    return int(latest_checkpoint(checkpoints).name.split("-")[1])
