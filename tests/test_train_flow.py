@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from factories.train_world import get_world, sigkill_after_first_checkpoint, tiny_config
+from factories.train_world import fixed_batch_losses, get_world, sigkill_after_first_checkpoint, tiny_config
 
 from train.tiny.flow import FAMILIES, write_tiny_flow
 
@@ -124,14 +124,7 @@ def test_loss_decreases_on_a_fixed_batch(family, world, tmp_path):
     data = CachedDataset(cfg.cache_path)
     batch = collate([data[(i, 0)] for i in range(4)])
     trainer = Trainer(cfg, base, embedder, device="cpu")
-    opt = torch.optim.AdamW(embedder.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(12):
-        loss, parts = trainer.loss(batch, micro_step=0)  # same noise and timesteps every time
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(parts["mse"])
+    losses = fixed_batch_losses(trainer, embedder, batch, steps=12)
     falls = sum(b < a for a, b in zip(losses, losses[1:]))
     # deterministic steps (same noise, timesteps, dropout): a steady fall is the optimisation, whatever its size
     # (a random tiny transformer reads the text weakly: Qwen-Image's falls by ~1e-4 of the loss)

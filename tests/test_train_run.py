@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from factories.train_world import get_world, sigkill_after_first_checkpoint, tiny_config
+from factories.train_world import fixed_batch_losses, get_world, sigkill_after_first_checkpoint, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -129,14 +129,7 @@ def test_loss_decreases_on_a_fixed_batch(world, first_run):
     data = CachedDataset(cfg.cache_dir)
     batch = collate([data[(0, i)] for i in range(4)])
     trainer = Trainer(cfg, base, embedder, device="cpu")
-    opt = torch.optim.AdamW(embedder.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(15):
-        loss, parts = trainer.loss(batch, micro_step=0)  # same noise and timesteps every time
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(parts["mse"])
+    losses = fixed_batch_losses(trainer, embedder, batch, steps=15)
     # a random tiny UNet leaves the token little room, but the diffusion loss must go down steadily
     falls = sum(b < a for a, b in zip(losses, losses[1:]))
     assert losses[-1] < losses[0] - 2e-3 and falls >= 9, losses

@@ -112,3 +112,19 @@ def sigkill_after_first_checkpoint(cfg, timeout_s: float = 120.0) -> int:
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     return int(latest_checkpoint(checkpoints).name.split("-")[1])
+
+
+def fixed_batch_losses(trainer, embedder, batch, steps: int, lr: float = 1e-2) -> list[float]:
+    """The diffusion loss ("mse") over `steps` AdamW steps of the Embedder on one batch, with the same noise and
+    timesteps every time (micro_step 0): deterministic steps, so a steady fall is the optimisation itself."""
+    import torch
+
+    opt = torch.optim.AdamW(embedder.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss, parts = trainer.loss(batch, micro_step=0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(parts["mse"])
+    return losses
