@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io, ui
 
-from .limits import check_schedule_size
+from .limits import check_keyed_conditioning, check_schedule_size
 from .runtime import host_progress
 from .splice import clip_encoders, describe_routes, encode_with_tokens, missing_placeholder_message
 from .types import CATEGORY, PLACEHOLDER, AudioTokensType, combo_problem
@@ -67,6 +67,8 @@ class AudioTokenTextEncode(io.ComfyNode):
         conditioning = encode_with_tokens(clip, text, rows, prompts, progress=host_progress())
         if keyframes is not None:
             # One text-encoder run per keyframe, then the outputs are interpolated per frame, as prompt travel does.
+            for c, _ in conditioning:
+                check_keyed_conditioning(keyframes.schedule, c)
             conditioning = [[keyframes.schedule.interpolate(c), _interpolate_extras(keyframes.schedule, x, c)]
                             for c, x in conditioning]
         report = describe_routes(clip_encoders(clip), rows, source)

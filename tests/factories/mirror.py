@@ -75,6 +75,24 @@ class Mirror:
         self.stop()
 
 
+def official_mirror(stand_ins: dict[str, bytes], pinned: tuple[str, ...], pins_file) -> Mirror:
+    """A started Mirror serving each official file name's bytes (`stand_ins`) under its official URL, plus the
+    real official LoRA; the names in `pinned` get their size and SHA-256 written to `pins_file` (for
+    AUDIOTOKEN_DOWNLOAD_PINS), the others are checked as their source says (the LoRA by its own pinned hash).
+    `mirror.paths` maps each name to its path on the mirror, `mirror.pins` is `pins_file`."""
+    from audiotoken_core import sources
+
+    from .official import LORA
+
+    files = {**stand_ins, LORA.name: LORA.read_bytes()}
+    pins = {name: {"size": len(files[name]), "sha256": hashlib.sha256(files[name]).hexdigest()} for name in pinned}
+    pins_file.write_text(json.dumps(pins))
+    mirror = Mirror().start()
+    mirror.paths = {name: mirror.add(sources.find(name).url, data) for name, data in files.items()}
+    mirror.pins = pins_file
+    return mirror
+
+
 class _Handler(BaseHTTPRequestHandler):
     owner: Mirror
     protocol_version = "HTTP/1.1"

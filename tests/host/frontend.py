@@ -19,7 +19,7 @@ from pathlib import Path
 
 import aiohttp
 
-from host_harness import REPO_ROOT, free_port, stop_process
+from host_harness import REPO_ROOT, LoggedProcess, free_port
 
 # Frontends served over a host besides its own pinned one (`--front-end-root`): 1.58.1, the newest on PyPI when
 # this was written, and 1.53.10, what ComfyUI 0.38 pins. Over 0.33.0 only: the older host lacks the server
@@ -92,7 +92,7 @@ def wait_http(url: str, timeout: float) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
 
 
-class Chromium:
+class Chromium(LoggedProcess):
     """One headless Chromium process with a fresh profile and its DevTools port."""
 
     def __init__(self, binary: str, profile_dir: Path, extra_args: tuple[str, ...] = ()):
@@ -113,13 +113,17 @@ class Chromium:
             raise TimeoutError(f"Chromium did not open its DevTools port:\n{self.log()[-3000:]}") from None
         return self
 
-    def stop(self) -> None:
-        stop_process(self.proc)
-        if getattr(self, "_log", None):
-            self._log.close()
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+def start_chromium(profile_dir: Path, extra_args: tuple[str, ...] = ()) -> Chromium:
+    """A started Chromium for a test module; fails (not skips: a skipped host test counts as a failure in CI)
+    when there is none, saying what to install."""
+    import pytest
+
+    binary = find_chromium()
+    if binary is None:
+        pytest.fail(f"Chromium not found (looked for {', '.join(CHROMIUM_CANDIDATES)}); install the Debian "
+                    "package `chromium` to run the frontend tests", pytrace=False)
+    return Chromium(binary, profile_dir, extra_args).start()
 
 
 class Cdp:

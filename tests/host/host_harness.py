@@ -38,7 +38,22 @@ def stop_process(proc: subprocess.Popen | None) -> None:
             proc.wait(timeout=10)
 
 
-class ComfyServer:
+class LoggedProcess:
+    """A child process whose output goes to `log_path`: `proc`, `_log` (the open file) are set by `start`."""
+
+    log_path: Path
+    proc: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class ComfyServer(LoggedProcess):
     def __init__(self, comfy_root: str | Path, base: Path, extra_paths_yaml: Path | None = None,
                  front_end_root: Path | None = None):
         """`front_end_root`: a frontend's static folder to serve instead of the host's own pinned package."""
@@ -76,14 +91,6 @@ class ComfyServer:
             time.sleep(0.5)
         self.stop()
         raise TimeoutError(f"ComfyUI did not serve {wait_for_node} within {timeout:.0f} s:\n{self.log()[-4000:]}")
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-        if getattr(self, "_log", None):
-            self._log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     # --- HTTP -------------------------------------------------------------------------------------------
 

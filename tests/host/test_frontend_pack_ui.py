@@ -14,7 +14,6 @@ docs/img/download_models_result.png was made).
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import shutil
@@ -31,13 +30,13 @@ if not COMFYUI_PATH:
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
 
-from frontend import (CHROMIUM_CANDIDATES, Chromium, Page, close_dialogs, find_chromium,  # noqa: E402
-                      frontend_root, frontends_for, skip_first_run)
+from frontend import (Page, close_dialogs, frontend_root, frontends_for, skip_first_run,  # noqa: E402
+                      start_chromium)
 from host_assets import BEATS, EMBEDDER  # noqa: E402
 from host_harness import REPO_ROOT, ComfyServer, install_pack  # noqa: E402
 
 from audiotoken_core import sources  # noqa: E402
-from factories.mirror import Mirror  # noqa: E402
+from factories.mirror import official_mirror  # noqa: E402
 from factories.official import LORA as OFFICIAL_LORA  # noqa: E402
 
 LORA = OFFICIAL_LORA.name
@@ -49,12 +48,7 @@ SHOTS = os.environ.get("AUDIOTOKEN_UI_SHOTS")
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory):
-    binary = find_chromium()
-    if binary is None:
-        pytest.fail(f"Chromium not found (looked for {', '.join(CHROMIUM_CANDIDATES)}); install the Debian "
-                    "package `chromium` to run the frontend tests", pytrace=False)
-    browser = Chromium(binary, tmp_path_factory.mktemp("chromium") / "profile",
-                       extra_args=("--hide-scrollbars", "--window-size=1400,1000")).start()
+    browser = start_chromium(tmp_path_factory.mktemp("chromium") / "profile", ("--hide-scrollbars", "--window-size=1400,1000"))
     yield browser
     browser.stop()
 
@@ -63,14 +57,9 @@ def chromium(tmp_path_factory):
 def mirror(host_assets, tmp_path_factory):
     """The embedder stand-in (pinned here), BEATs stand-in (checked by the SHA-256 the mirror states, as the Hub
     does) and the real official LoRA (checked by its own pinned hash)."""
-    embedder = (host_assets["audiotoken"] / EMBEDDER).read_bytes()
-    pins = tmp_path_factory.mktemp("pins") / "pins.json"
-    pins.write_text(json.dumps({EMBEDDER: {"size": len(embedder), "sha256": hashlib.sha256(embedder).hexdigest()}}))
-    m = Mirror().start()
-    m.add(sources.find(EMBEDDER).url, embedder)
-    m.add(sources.find(BEATS).url, (host_assets["audio_encoders"] / BEATS).read_bytes())
-    m.add(sources.find(LORA).url, OFFICIAL_LORA.read_bytes())
-    m.pins = pins
+    m = official_mirror({EMBEDDER: (host_assets["audiotoken"] / EMBEDDER).read_bytes(),
+                         BEATS: (host_assets["audio_encoders"] / BEATS).read_bytes()},
+                        (EMBEDDER,), tmp_path_factory.mktemp("pins") / "pins.json")
     yield m
     m.stop()
 

@@ -20,7 +20,6 @@ How the frontends decide what is missing (read in their sources, shipped as sour
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -34,11 +33,9 @@ if not COMFYUI_PATH:
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
 
-from factories.mirror import Mirror  # noqa: E402
-from factories.official import LORA as OFFICIAL_LORA  # noqa: E402
-from frontend import (CHROMIUM_CANDIDATES, QUEUE_PROBE_JS, Chromium, Page, close_dialogs,  # noqa: E402
-                      find_chromium, frontend_prompt, frontend_root, frontends_for, load_workflow,
-                      queue_from_frontend, skip_first_run)
+from factories.mirror import official_mirror  # noqa: E402
+from frontend import (QUEUE_PROBE_JS, Page, close_dialogs, frontend_prompt, frontend_root,  # noqa: E402
+                      frontends_for, load_workflow, queue_from_frontend, skip_first_run, start_chromium)
 from host_assets import BEATS, EMBEDDER, FLUX_EMBEDDER, LONG_RECORDING_WINDOWS, write_flux_embedder  # noqa: E402
 from host_harness import REPO_ROOT, asset_server, error_message, saved_images  # noqa: E402
 from partial_runs import PARTIAL, run_audio_part, write_placeholders  # noqa: E402
@@ -90,11 +87,7 @@ EXECUTION_ERROR_JS = """(() => {
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory):
-    binary = find_chromium()
-    if binary is None:
-        pytest.fail(f"Chromium not found (looked for {', '.join(CHROMIUM_CANDIDATES)}); install the Debian "
-                    "package `chromium` to run the frontend tests", pytrace=False)
-    browser = Chromium(binary, tmp_path_factory.mktemp("chromium") / "profile").start()
+    browser = start_chromium(tmp_path_factory.mktemp("chromium") / "profile")
     yield browser
     browser.stop()
 
@@ -103,15 +96,9 @@ def chromium(tmp_path_factory):
 def mirror(host_assets, tmp_path_factory):
     """The official files' URLs served on 127.0.0.1: stand-ins for the embedder and BEATs (pinned for the test),
     the real official LoRA (checked against its own pinned hash)."""
-    stand_ins = {EMBEDDER: (host_assets["audiotoken"] / EMBEDDER).read_bytes(),
-                 BEATS: (host_assets["audio_encoders"] / BEATS).read_bytes()}
-    pins = tmp_path_factory.mktemp("pins") / "pins.json"
-    pins.write_text(json.dumps({name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-                                for name, data in stand_ins.items()}))
-    m = Mirror().start()
-    m.paths = {name: m.add(sources.find(name).url, data) for name, data in stand_ins.items()}
-    m.paths[LORA] = m.add(sources.find(LORA).url, OFFICIAL_LORA.read_bytes())
-    m.pins = pins
+    m = official_mirror({EMBEDDER: (host_assets["audiotoken"] / EMBEDDER).read_bytes(),
+                         BEATS: (host_assets["audio_encoders"] / BEATS).read_bytes()},
+                        (EMBEDDER, BEATS), tmp_path_factory.mktemp("pins") / "pins.json")
     yield m
     m.stop()
 

@@ -24,9 +24,9 @@ if not COMFYUI_PATH:
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
 
-from frontend import (CHROMIUM_CANDIDATES, MISSING_NODES_PROBE_JS, QUEUE_PROBE_JS, VISIBLE_DIALOGS_JS,  # noqa: E402
-                      Chromium, Page, close_dialogs, find_chromium, frontend_prompt, frontend_root, frontends_for,
-                      host_version, load_workflow, queue_from_frontend, skip_first_run, unregistered_types)
+from frontend import (MISSING_NODES_PROBE_JS, QUEUE_PROBE_JS, VISIBLE_DIALOGS_JS, Page, close_dialogs,  # noqa: E402
+                      frontend_prompt, frontend_root, frontends_for, host_version, load_workflow,
+                      queue_from_frontend, skip_first_run, start_chromium, unregistered_types)
 from host_assets import LONG_RECORDING_WINDOWS  # noqa: E402
 from host_harness import REPO_ROOT, asset_server, saved_images  # noqa: E402
 from partial_runs import PARTIAL, run_audio_part, split_workflows, static_problems, write_placeholders  # noqa: E402
@@ -41,12 +41,7 @@ SHRINK = {"EmptyLatentImage": {"width": 64, "height": 64}, "KSampler": {"steps":
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory):
-    binary = find_chromium()
-    if binary is None:
-        # A skipped host test counts as a failure in CI, so say plainly what is missing.
-        pytest.fail(f"Chromium not found (looked for {', '.join(CHROMIUM_CANDIDATES)}); install the Debian "
-                    "package `chromium` to run the frontend tests", pytrace=False)
-    browser = Chromium(binary, tmp_path_factory.mktemp("chromium") / "profile").start()
+    browser = start_chromium(tmp_path_factory.mktemp("chromium") / "profile")
     yield browser
     browser.stop()
 

@@ -68,6 +68,28 @@ def test_text_encode_refuses_a_long_schedule_before_the_text_encoder_runs(folder
     assert progress_calls == []
 
 
+def test_text_encode_checks_the_real_conditioning_before_spreading_it_over_the_frames(folders, monkeypatch):
+    """The first check assumes 77 positions of the encoders' widths; a T5 prompt gives 256 or more of 4096 (here a
+    stand-in encoder with 512). Once the keyframes are encoded, their real shape is checked before the frames are
+    made: the estimate passes (29 MB), the real size (80 frames + 21 keyframes of 512 x 4096 float32, 0.85 GB) is
+    refused against a 600 MB machine."""
+    types, limits = pack_module("types"), pack_module("limits")
+    plan = pack_module("audiotoken_core.schedule").plan_schedule(10.0, fps=8.0)
+    assert (plan.n_frames, plan.n_keys) == (80, 21)
+    keys = torch.zeros(plan.n_keys, 1, 768)
+    tokens = types.AudioTokens({"l": plan.interpolate(keys)}, keyframes=types.KeyframeTokens({"l": keys}, plan))
+    clip = small_sd1_clip([str(folders["embeddings"])])
+    t5_like = torch.zeros(1, 1, 1).expand(1, 512, 4096)
+    clip.encode_from_tokens_scheduled = lambda *a, **k: [[t5_like, {}]]
+    monkeypatch.setattr(limits, "conditioning_free_bytes", lambda: 600 * 10**6)
+    spread = []
+    monkeypatch.setattr(type(plan), "interpolate", lambda self, x: spread.append(x) or x)
+    with pytest.raises(ValueError, match=r"80 frames at 8 fps .* would take 0.8 GB \(80 frames \+ 1 x 21 keyframes, "
+                                         r"each 512 x 4096 values x 4 bytes\)"):
+        pack_module("text_encode").AudioTokenTextEncode.execute(clip, tokens, "a photo of <audio>")
+    assert spread == [], "the frames were made before the real size was checked"
+
+
 def test_an_allowed_stretch_of_an_hour_runs_with_progress_on_both_nodes(model, folders, progress_calls, capsys):
     schedule = pack_module("schedule").AudioTokenSchedule
     encode = pack_module("text_encode").AudioTokenTextEncode

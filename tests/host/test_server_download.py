@@ -5,7 +5,6 @@ the official files (random stand-ins, and the real official LoRA), a failed down
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import threading
 
@@ -25,7 +24,7 @@ from host_harness import REPO_ROOT, ComfyServer, error_message, install_pack, sa
 from ui_to_api import set_inputs, ui_to_api  # noqa: E402
 
 from audiotoken_core import sources  # noqa: E402
-from factories.mirror import Mirror  # noqa: E402
+from factories.mirror import official_mirror  # noqa: E402
 from factories.official import LORA as OFFICIAL_LORA  # noqa: E402
 
 LORA = "lora_layers_learned_embeds.bin"
@@ -35,16 +34,10 @@ WORKFLOW = REPO_ROOT / "example_workflows" / "audiotoken_official_lora.json"
 
 @pytest.fixture(scope="module")
 def mirror(host_assets, tmp_path_factory):
-    """Stand-ins for the embedder and BEATs (pinned below), the real official LoRA (checked by its pinned hash)."""
-    pins = tmp_path_factory.mktemp("pins") / "pins.json"
-    stand_ins = {EMBEDDER: (host_assets["audiotoken"] / EMBEDDER).read_bytes(),
-                 BEATS: (host_assets["audio_encoders"] / BEATS).read_bytes()}
-    pins.write_text(json.dumps({name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-                                for name, data in stand_ins.items()}))
-    m = Mirror().start()
-    m.paths = {name: m.add(sources.find(name).url, data) for name, data in stand_ins.items()}
-    m.paths[LORA] = m.add(sources.find(LORA).url, OFFICIAL_LORA.read_bytes())
-    m.pins = pins
+    """Stand-ins for the embedder and BEATs (pinned), the real official LoRA (checked by its pinned hash)."""
+    m = official_mirror({EMBEDDER: (host_assets["audiotoken"] / EMBEDDER).read_bytes(),
+                         BEATS: (host_assets["audio_encoders"] / BEATS).read_bytes()},
+                        (EMBEDDER, BEATS), tmp_path_factory.mktemp("pins") / "pins.json")
     yield m
     m.stop()
 
