@@ -2,11 +2,11 @@
 
 The host's own result is its textual-inversion path: the same vectors in a plain TI file (every head under its
 host key, as Save Embedding writes), the prompt written with `embedding:NAME`. Tokenizer level for SDXL, SD3.5
-(l, g, t5xxl), Flux.1 (l, t5xxl), Qwen-Image (qwen25_7b), Z-Image and Flux.2 klein (qwen3_4b; 0.33.0 only), with
-several vectors per T5 / LLM head; full encodes through small text encoders built from the host's classes for
-SDXL, Flux.1 (CLIP-L + T5), Z-Image (Qwen3) and Qwen-Image (Qwen2.5-VL's language model; its class always
-builds the 32-block vision tower, which a text prompt never reaches, so the test puts an empty module in its
-place).
+(l, g, t5xxl), Flux.1 (l, t5xxl), Qwen-Image (qwen25_7b), Z-Image and Flux.2 klein (qwen3_4b; 0.33.0 only) and
+Flux.2 dev (mistral3_24b, from a tiny tekken file the test writes; 0.33.0 only), with several vectors per T5 / LLM
+head; full encodes through small text encoders built from the host's classes for SDXL, Flux.1 (CLIP-L + T5),
+Z-Image (Qwen3) and Qwen-Image (Qwen2.5-VL's language model; its class always builds the 32-block vision tower,
+which a text prompt never reaches, so the test puts an empty module in its place).
 
 Qwen-Image has no `embedding:` path of its own in either host: its tokenizer passes no embedding directory,
 and its image-placeholder scan (`entry == 151655`) fails on a vector. Its reference is therefore the host's
@@ -15,8 +15,13 @@ sub-tokenizer with the directory set, on the prompt in the family's template, as
 
 from __future__ import annotations
 
+import base64
 import copy
 import importlib
+import itertools
+import json
+import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -54,15 +59,19 @@ FAMILIES = {
     "qwen-image": ("comfy.text_encoders.qwen_image", "QwenImageTokenizer", {"qwen25_7b": (3584, 2)}, False),
     "z-image": ("comfy.text_encoders.z_image", "ZImageTokenizer", {"qwen3_4b": (2560, 2)}, False),
     "flux2-klein": ("comfy.text_encoders.flux", "KleinTokenizer", {"qwen3_4b": (2560, 3)}, False),
+    "flux2-dev": ("comfy.text_encoders.flux", "Flux2Tokenizer", {"mistral3_24b": (5120, 3)}, False),
 }
 
 
 def on_this_host(family: str) -> bool:
-    """Whether the host under test has the family's tokenizer (Z-Image and Flux.2 klein came after 0.3.64). Read
-    from its source at collection, because the host matrix runs no skipped test."""
+    """Whether the host under test has the family's tokenizer (Z-Image and Flux.2 came after 0.3.64). Read
+    from its source at collection, because the host matrix runs no skipped test. `class NAME:` too (SDXL's, SD3's
+    and Flux.1's tokenizers have no base class)."""
     module, name = FAMILIES[family][:2]
     source = Path(COMFYUI_PATH, *module.split(".")).with_suffix(".py")
-    return source.is_file() and f"class {name}(" in source.read_text(encoding="utf-8")
+    if not source.is_file():
+        return False
+    return re.search(rf"^class {name}\b", source.read_text(encoding="utf-8"), re.MULTILINE) is not None
 
 
 HOST_FAMILIES = [f for f in FAMILIES if on_this_host(f)]
@@ -81,9 +90,76 @@ class TokenizerOnlyClip:
         return self.tokenizer.tokenize_with_weights(text, False)
 
 
+# Mistral's tekken special tokens, in their ranks: the host's Mistral3Tokenizer starts with <s> (1), pads with <pad>
+# (11), and Flux.2 dev's template is written in [SYSTEM_PROMPT] ... [/INST].
+TEKKEN_SPECIALS = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]",
+                   "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "[TOOL_CALLS]", "[IMG]", "<pad>", "[IMG_BREAK]", "[IMG_END]",
+                   "[PREFIX]", "[MIDDLE]", "[SUFFIX]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[TOOL_CONTENT]"]
+# What the tiny tekken vocabulary learns whole words from: the test's prompts and words, Flux.2 dev's system prompt.
+FLUX2_SYSTEM_PROMPT = ("You are an AI that reasons about image descriptions. You give structured responses focusing "
+                       "on object relationships, object attribution and actions without speculation.")
+TEKKEN_CORPUS = " ".join([WORDS, PROMPT, *(p[0] for p in PROMPTS), FLUX2_SYSTEM_PROMPT])
+
+
+def tiny_bpe_vocab(corpus: str, merges: int) -> list[bytes]:
+    """Byte-level BPE trained on `corpus`: the 256 bytes (any text falls back to them), then `merges` tokens, each
+    the most frequent adjacent pair (ties: the smaller pair), in the order learned, as tiktoken ranks them."""
+    words = Counter(tuple(bytes([b]) for b in w.encode()) for w in re.findall(r" ?\w+| ?[^\w\s]+|\s+", corpus))
+    vocab = [bytes([b]) for b in range(256)]
+    for _ in range(merges):
+        pairs = Counter()
+        for word, count in words.items():
+            for pair in itertools.pairwise(word):
+                pairs[pair] += count
+        if not pairs:
+            break
+        left, right = min(pairs, key=lambda pair: (-pairs[pair], pair))
+        vocab.append(left + right)
+        merged = Counter()
+        for word, count in words.items():
+            out, i = [], 0
+            while i < len(word):
+                if word[i:i + 2] == (left, right):
+                    out.append(left + right)
+                    i += 2
+                else:
+                    out.append(word[i])
+                    i += 1
+            merged[tuple(out)] += count
+        words = merged
+    return vocab
+
+
+def tiny_tekken_json(merges: int = 120) -> bytes:
+    """A Mistral tekken file (what a Flux.2 dev checkpoint carries as `tekken_model`), ~400 tokens: special tokens
+    at ranks 0-19, the BPE vocabulary after them. The host (`bpe_tokenizer.from_tekken_json`) reads the vocabulary,
+    the special tokens and the two counts; it splits text with its own pattern, written here as the pattern."""
+    from comfy.text_encoders.bpe_tokenizer import _LLAMA_PATTERN
+
+    vocab = tiny_bpe_vocab(TEKKEN_CORPUS, merges)
+    return json.dumps({
+        "config": {"pattern": _LLAMA_PATTERN, "num_vocab_tokens": len(TEKKEN_SPECIALS) + len(vocab),
+                   "default_vocab_size": len(TEKKEN_SPECIALS) + len(vocab),
+                   "default_num_special_tokens": len(TEKKEN_SPECIALS), "version": "v7"},
+        "vocab": [{"rank": r, "token_bytes": base64.b64encode(t).decode(), "token_str": t.decode("utf-8", "replace")}
+                  for r, t in enumerate(vocab)],
+        "special_tokens": [{"rank": r, "token_str": t, "is_control": True} for r, t in enumerate(TEKKEN_SPECIALS)],
+    }).encode()
+
+
+def flux2_dev_tokenizer_data() -> dict:
+    """As a Flux.2 dev text-encoder checkpoint hands it to the tokenizer: the tekken json as a uint8 tensor."""
+    return {"tekken_model": torch.frombuffer(bytearray(tiny_tekken_json()), dtype=torch.uint8)}
+
+
+# family -> its tokenizer_data, where the host ships no tokenizer files for it (Flux.2 dev's is in the checkpoint)
+TOKENIZER_DATA = {"flux2-dev": flux2_dev_tokenizer_data}
+
+
 def family_tokenizer(family: str, embeddings: str):
     module, name = FAMILIES[family][:2]
-    return getattr(importlib.import_module(module), name)(embedding_directory=[embeddings])
+    extra = {"tokenizer_data": TOKENIZER_DATA[family]()} if family in TOKENIZER_DATA else {}
+    return getattr(importlib.import_module(module), name)(embedding_directory=[embeddings], **extra)
 
 
 def family_tokens(family: str, seed: int = 0, batch: int = 1) -> dict[str, torch.Tensor]:
@@ -105,6 +181,17 @@ def host_tokenize(tokenizer, text: str, folder) -> dict:
         return {"qwen25_7b": sub.tokenize_with_weights(tokenizer.llama_template.format(text), False,
                                                        disable_weights=True)}
     return tokenizer.tokenize_with_weights(text, False)
+
+
+def host_spelling(tokenizer, prompt: str) -> str:
+    """The prompt as a user writes it for the host's own path. The host finds `embedding:` only after whitespace;
+    Flux.2 dev's template puts `[INST]` right before the prompt, so there a leading `embedding:NAME` needs a space
+    before it (a token of its own), as the splice writes it (splice._spaced). The other templates end in a newline."""
+    template = getattr(tokenizer, "llama_template", "{}")
+    before = template[:template.index("{}")]
+    if prompt.startswith("embedding:") and before and not before[-1].isspace():
+        return " " + prompt
+    return prompt
 
 
 def host_reference(tokenizer, tokens, routed: set[str], folder, host_prompt: str, words_prompt: str) -> dict:
@@ -144,15 +231,33 @@ def test_every_head_places_its_vectors_as_the_host_does(family, ours_prompt, wei
     assert {e.name for e in encoders if e.attr in routed} == set(tokens), "every head of the family fits"
     ours = splice.tokenize_with_sound(clip, ours_prompt, tokens, [WORDS])
     assert len(ours) == 1
-    host_prompt = weighted if FAMILIES[family][3] else unweighted
+    host_prompt = host_spelling(tokenizer, weighted if FAMILIES[family][3] else unweighted)
     theirs = host_reference(tokenizer, tokens, set(ours[0]), folder, host_prompt, ours_prompt.replace("<audio>", WORDS))
     assert_same_tokens(ours[0], theirs)
     for head in ours[0]:  # the host keys its token lists by head name (l, g, t5xxl, qwen25_7b)
         assert vectors_in(ours[0], head) == ours_prompt.count("<audio>") * tokens[head].shape[1], head
 
 
-@pytest.mark.parametrize("family,routed", [("sdxl", {"l"}), ("sd3.5", {"l"}), ("flux", {"l"}), ("qwen-image", set())],
-                         ids=["sdxl", "sd3.5", "flux", "qwen-image"])
+if on_this_host("flux2-dev"):  # 0.3.64 has no Flux.2 dev tokenizer (and the host matrix runs no skipped test)
+
+    def test_flux2_dev_finds_no_embedding_right_after_its_template(tmp_path):
+        """Why host_spelling adds a space: `[INST]embedding:NAME` is words to the host, ` embedding:NAME` its three
+        vectors; the splice writes the latter for a prompt that starts with the sound."""
+        tokenizer = family_tokenizer("flux2-dev", str(tmp_path))
+        tokens = family_tokens("flux2-dev")
+        write_reference(tokens, tmp_path, "reference_sound")
+        assert vectors_in(tokenizer.tokenize_with_weights("embedding:reference_sound"), "mistral3_24b") == 0
+        assert vectors_in(tokenizer.tokenize_with_weights(" embedding:reference_sound"), "mistral3_24b") == 3
+        ours = pack_module("splice").tokenize_with_sound(TokenizerOnlyClip(tokenizer), "<audio>", tokens, [WORDS])
+        assert vectors_in(ours[0], "mistral3_24b") == 3
+
+
+# The official SD1 embedder has only an `l` head: Flux.2 dev (no CLIP-L) and Qwen-Image get its words everywhere.
+SD1_CASES = [(f, r) for f, r in [("sdxl", {"l"}), ("sd3.5", {"l"}), ("flux", {"l"}), ("qwen-image", set()),
+                                 ("flux2-dev", set())] if on_this_host(f)]
+
+
+@pytest.mark.parametrize("family,routed", SD1_CASES, ids=[f for f, _ in SD1_CASES])
 def test_sd1_token_where_it_fits_words_elsewhere(family, routed, tmp_path):
     """The official SD1 embedder (one clip_l head) on each family: its token in clip_l, words in the rest."""
     splice = pack_module("splice")
