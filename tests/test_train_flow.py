@@ -1,4 +1,4 @@
-"""The flow-matching families (Flux.1, SD3.5, Qwen-Image, Z-Image, Flux.2 klein) on tiny random configs of the
+"""The flow-matching families (Flux.1, SD3.5, Qwen-Image, Z-Image, Flux.2 klein, Flux.2 dev) on tiny random configs of the
 real diffusers and transformers classes: detection from the folder, a few steps, the loss falling on a fixed batch,
 bit-identical resume (also after SIGKILL, for Flux), DDP, drawing with train.generate, and the injected token equal
 to the pipeline's own `encode_prompt` with the vector written into the input embeddings at the placeholder."""
@@ -18,7 +18,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 REPO = Path(__file__).resolve().parents[1]
 HEADS = {"flux": {"l": 32, "t5xxl": 96}, "sd3": {"l": 32, "g": 48, "t5xxl": 96}, "qwen_image": {"qwen25_7b": 64},
-         "z_image": {"qwen3_4b": 56}, "flux2_klein": {"qwen3_4b": 40}}
+         "z_image": {"qwen3_4b": 56}, "flux2_klein": {"qwen3_4b": 40},
+         "flux2": {"mistral3_24b": 24}}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def test_family_is_read_from_the_folder(world, tmp_path):
     from train.families import INTERFACE
 
     expected = {"flux": "Flux", "sd3": "SD3", "qwen_image": "QwenImage", "z_image": "ZImage",
-                "flux2_klein": "Flux2Klein"}
+                "flux2_klein": "Flux2Klein", "flux2": "Flux2"}
     sd1 = load_base_model(get_world(world["root"], ("sd1",))["sd1"])
     assert [n for n in INTERFACE if not hasattr(sd1, n)] == [] and sd1.kind == "sd1"
     for family in FAMILIES:
@@ -163,7 +164,7 @@ def _pipeline_encode(base, prompt):
     if base.kind == "qwen_image":
         embeds, mask = pipe.encode_prompt(prompt=prompt, device="cpu")
         return {"prompt_embeds": embeds, "prompt_embeds_mask": mask}
-    if base.kind == "flux2_klein":
+    if base.kind in ("flux2_klein", "flux2"):
         embeds, _ = pipe.encode_prompt(prompt=prompt, device="cpu")
         return {"prompt_embeds": embeds}
     embeds, _ = pipe.encode_prompt(prompt=prompt, device="cpu", do_classifier_free_guidance=False)

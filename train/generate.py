@@ -7,7 +7,8 @@ official Embedder, BEATs) from a cache folder (--cache-dir, $AUDIOTOKEN_CACHE, d
 downloads the missing ones first, each verified before use (--no-download: list them instead). A missing path
 given explicitly is downloaded too when its name is one of the official files.
 
-Every family of `train/families/` draws (SD1/SD2/SDXL, Flux.1, SD3.5, Qwen-Image, Z-Image, Flux.2 klein), read
+Every family of `train/families/` draws (SD1/SD2/SDXL, Flux.1, SD3.5, Qwen-Image, Z-Image, Flux.2 klein
+and dev), read
 from the folder. Conditioning is built by our own injection (tokens written at the placeholder of the prompt) and passed
 to the family's diffusers pipeline as `prompt_embeds`; the unconditional branch, where the family has one, is
 the empty prompt, as in the original inference code.

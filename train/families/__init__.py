@@ -21,7 +21,8 @@ which returns an object with:
   `enable_gradient_checkpointing()`.
 
 `unet.py` serves the UNet epsilon / v families (SD1.x, SD2.x, SDXL); `flow.py` holds what the flow-matching
-transformer families share, and `flux.py`, `sd3.py`, `qwen_image.py`, `z_image.py` are one family each.
+transformer families share, and `flux.py`, `sd3.py`, `qwen_image.py`, `z_image.py`, `flux2_klein.py`, `flux2.py`
+are one family each.
 
 Adding a family means adding a file here and its name to `FAMILY_FILES`.
 """
@@ -38,7 +39,7 @@ INTERFACE = ("kind", "heads", "widths", "tokenizers", "text_encoders", "vae", "d
              "decode", "default_size", "frozen_modules", "step_modules", "freeze", "to",
              "enable_gradient_checkpointing")
 
-FAMILY_FILES = ("unet", "flux", "sd3", "qwen_image", "z_image", "flux2_klein")
+FAMILY_FILES = ("unet", "flux", "sd3", "qwen_image", "z_image", "flux2_klein", "flux2")
 
 
 def family_modules() -> dict[str, object]:

@@ -21,10 +21,15 @@ class Flux2Klein(FlowFamily):
     encoder_names = ("text_encoder",)
     tokenizer_names = ("tokenizer",)
 
+    layers = LAYERS
+
     def __init__(self, pipe, source):
         super().__init__(pipe, source)
-        width = int(pipe.text_encoder.get_input_embeddings().weight.shape[1])
-        self.heads = (HEAD_BY_WIDTH.get(width, "qwen3_4b"),)
+        self.heads = (self.head_for(int(pipe.text_encoder.get_input_embeddings().weight.shape[1])),)
+
+    @staticmethod
+    def head_for(width: int) -> str:
+        return HEAD_BY_WIDTH.get(width, "qwen3_4b")
 
     def _bn(self, like: torch.Tensor):
         bn = self.vae.bn
@@ -63,7 +68,7 @@ class Flux2Klein(FlowFamily):
         enc = self.text_encoders[0]
         with tokens_written(enc, marks, None if tokens is None else tokens[self.heads[0]]):
             out = enc(input_ids=ids, attention_mask=mask, output_hidden_states=True, use_cache=False)
-        stacked = torch.stack([out.hidden_states[k] for k in LAYERS], dim=1)  # [B, 3, L, D]
+        stacked = torch.stack([out.hidden_states[k] for k in self.layers], dim=1)  # [B, 3, L, D]
         b, n, length, d = stacked.shape
         return {"prompt_embeds": stacked.permute(0, 2, 1, 3).reshape(b, length, n * d)}
 

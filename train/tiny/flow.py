@@ -7,9 +7,12 @@
                    AutoencoderKLQwenImage (per-channel latent mean and std);
 * ``z_image``    — ZImagePipeline: Qwen3Model, ZImageTransformer2DModel;
 * ``flux2_klein`` — Flux2KleinPipeline: Qwen3ForCausalLM (28 layers: the pipeline reads layers 9, 18, 27),
-                   Flux2Transformer2DModel, AutoencoderKLFlux2 (2x2 patches, batch-norm statistics).
+                   Flux2Transformer2DModel, AutoencoderKLFlux2 (2x2 patches, batch-norm statistics);
+* ``flux2``       — Flux2Pipeline (Flux.2 dev): Mistral3ForConditionalGeneration (30 layers: the pipeline reads
+                   10, 20, 30; a one-layer Pixtral vision tower) with a PixtralProcessor, klein's transformer (with the
+                   guidance embedding) and VAE.
 
-Tokenizers are written from scratch (a unigram T5 tokenizer, a byte-level BPE Qwen tokenizer with a chat template),
+Tokenizers are written from scratch (a unigram T5 tokenizer, byte-level BPE Qwen and Mistral tokenizers with chat templates),
 so nothing is downloaded. Every width differs from every other, so a head wired to the wrong encoder fails.
 """
 
@@ -22,17 +25,30 @@ import torch
 
 from .sd import _bytes_to_unicode, _text_config, write_tiny_tokenizer
 
-FAMILIES = ("flux", "sd3", "qwen_image", "z_image", "flux2_klein")
+FAMILIES = ("flux", "sd3", "qwen_image", "z_image", "flux2_klein", "flux2")
 CLIP_L_WIDTH, CLIP_G_WIDTH = 32, 48
 T5_WIDTH = 96  # SD3 pads the CLIP sequence (32 + 48) to the T5 width, so T5 is the widest
 QWEN25_WIDTH = 64
 QWEN3_WIDTH = 56
 KLEIN_WIDTH = 40
+MISTRAL_WIDTH = 24
 LATENT_CHANNELS = 4
 _WORDS = ["a", "photo", "of", "dog", "cat", "bird", "in", "the", "rain", "sound", "an", "image", "with"]
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# tekken's first control tokens, at their ids in Mistral Small 3.x (ComfyUI pads with 11 and starts with 1)
+MISTRAL_SPECIALS = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]",
+                    "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "[TOOL_CALLS]", "[IMG]", "<pad>", "[IMG_BREAK]",
+                    "[IMG_END]", "[PREFIX]", "[MIDDLE]", "[SUFFIX]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]",
+                    "[TOOL_CONTENT]"]
+MISTRAL_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}{% set text = m['content'] if m['content'] is string else "
+    "(m['content'] | selectattr('type', 'equalto', 'text') | map(attribute='text') | join('')) %}"
+    "{% if m['role'] == 'system' %}[SYSTEM_PROMPT]{{ text }}[/SYSTEM_PROMPT]"
+    "{% elif m['role'] == 'user' %}[INST]{{ text }}[/INST]{% else %}{{ text }}{{ eos_token }}{% endif %}{% endfor %}"
 )
 
 
@@ -54,25 +70,44 @@ def tiny_t5_tokenizer():
                            extra_ids=0, model_max_length=512)
 
 
-def tiny_qwen_tokenizer():
-    """A byte-level BPE tokenizer in Qwen2's form (`Ġ` spaces, `<|im_start|>` chat tokens, a chat template)."""
+def _byte_level_bpe(leading: list[str] = ()):
+    """A byte-level BPE model (`Ġ` spaces) merging a few words whole; `leading` tokens take the first ids."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import Qwen2TokenizerFast
 
     symbols = list(_bytes_to_unicode().values())
     merges = [("p", "h"), ("o", "t"), ("ph", "ot"), ("phot", "o"), ("Ġ", "photo"), ("o", "f"), ("Ġ", "of"),
               ("d", "o"), ("do", "g"), ("Ġ", "dog"), ("c", "a"), ("ca", "t"), ("Ġ", "cat")]
-    vocab_list = symbols + ["".join(m) for m in merges]
-    vocab = {tok: i for i, tok in enumerate(vocab_list)}
+    vocab = {t: i for i, t in enumerate([*leading, *symbols, *("".join(m) for m in merges)])}
+    model = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    model.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    model.decoder = decoders.ByteLevel()
+    return model
+
+
+def tiny_qwen_tokenizer():
+    """A byte-level BPE tokenizer in Qwen2's form (`Ġ` spaces, `<|im_start|>` chat tokens, a chat template)."""
+    from transformers import Qwen2TokenizerFast
+
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    tok.decoder = decoders.ByteLevel()
-    qwen = Qwen2TokenizerFast(tokenizer_object=tok, unk_token=None, bos_token=None, eos_token="<|im_end|>",
-                              pad_token="<|endoftext|>", model_max_length=4096)
+    qwen = Qwen2TokenizerFast(tokenizer_object=_byte_level_bpe(), unk_token=None, bos_token=None,
+                              eos_token="<|im_end|>", pad_token="<|endoftext|>", model_max_length=4096)
     qwen.add_special_tokens({"additional_special_tokens": specials})
     qwen.chat_template = CHAT_TEMPLATE
     return qwen
+
+
+def tiny_mistral_processor():
+    """Mistral Small 3.x's processor in small: a byte-level BPE tokenizer with tekken's control tokens at their
+    ids, padding on the left, and a Pixtral image processor (the text path never calls it)."""
+    from transformers import PixtralImageProcessor, PixtralProcessor, PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast(tokenizer_object=_byte_level_bpe(MISTRAL_SPECIALS), unk_token="<unk>",
+                                  bos_token="<s>", eos_token="</s>", pad_token="<pad>", padding_side="left",
+                                  model_max_length=131072)
+    tok.add_special_tokens({"additional_special_tokens": MISTRAL_SPECIALS[3:11] + MISTRAL_SPECIALS[12:]})
+    images = PixtralImageProcessor(size={"longest_edge": 32}, patch_size={"height": 8, "width": 8})
+    return PixtralProcessor(image_processor=images, tokenizer=tok, patch_size=8, spatial_merge_size=2,
+                            chat_template=MISTRAL_CHAT_TEMPLATE)
 
 
 def _clip_tokenizer():
@@ -188,12 +223,29 @@ def _z_image():
                           tokenizer=tok, transformer=transformer)
 
 
+def _flux2_vae():
+    from diffusers import AutoencoderKLFlux2
+
+    vae = AutoencoderKLFlux2(down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                             block_out_channels=(8, 16), layers_per_block=1, latent_channels=LATENT_CHANNELS,
+                             norm_num_groups=4, sample_size=32, mid_block_add_attention=False)
+    with torch.no_grad():  # statistics the latents are normalised by, not the identity
+        vae.bn.running_mean.copy_(torch.linspace(-0.2, 0.2, vae.bn.running_mean.numel()))
+        vae.bn.running_var.copy_(torch.linspace(0.5, 2.0, vae.bn.running_var.numel()))
+    return vae
+
+
+def _flux2_transformer(text_width: int, guidance: bool):
+    from diffusers import Flux2Transformer2DModel
+
+    return Flux2Transformer2DModel(patch_size=1, in_channels=LATENT_CHANNELS * 4, num_layers=1, num_single_layers=1,
+                                   attention_head_dim=8, num_attention_heads=2, joint_attention_dim=text_width,
+                                   timestep_guidance_channels=16, axes_dims_rope=(2, 2, 2, 2),
+                                   guidance_embeds=guidance)
+
+
 def _flux2_klein():
-    from diffusers import (
-        AutoencoderKLFlux2,
-        Flux2KleinPipeline,
-        Flux2Transformer2DModel,
-    )
+    from diffusers import Flux2KleinPipeline
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     tok = tiny_qwen_tokenizer()
@@ -201,21 +253,38 @@ def _flux2_klein():
                                         num_hidden_layers=28, num_attention_heads=4, num_key_value_heads=2,
                                         head_dim=10, max_position_embeddings=2048, bos_token_id=len(tok) - 3,
                                         eos_token_id=len(tok) - 1, tie_word_embeddings=True))
-    vae = AutoencoderKLFlux2(down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                             block_out_channels=(8, 16), layers_per_block=1, latent_channels=LATENT_CHANNELS,
-                             norm_num_groups=4, sample_size=32, mid_block_add_attention=False)
-    with torch.no_grad():  # statistics the latents are normalised by, not the identity
-        vae.bn.running_mean.copy_(torch.linspace(-0.2, 0.2, vae.bn.running_mean.numel()))
-        vae.bn.running_var.copy_(torch.linspace(0.5, 2.0, vae.bn.running_var.numel()))
-    transformer = Flux2Transformer2DModel(patch_size=1, in_channels=LATENT_CHANNELS * 4, num_layers=1,
-                                          num_single_layers=1, attention_head_dim=8, num_attention_heads=2,
-                                          joint_attention_dim=3 * KLEIN_WIDTH, timestep_guidance_channels=16,
-                                          axes_dims_rope=(2, 2, 2, 2), guidance_embeds=False)
-    return Flux2KleinPipeline(scheduler=_flow_scheduler(**_DYNAMIC), vae=vae, text_encoder=text, tokenizer=tok,
-                              transformer=transformer)
+    return Flux2KleinPipeline(scheduler=_flow_scheduler(**_DYNAMIC), vae=_flux2_vae(), text_encoder=text,
+                              tokenizer=tok, transformer=_flux2_transformer(3 * KLEIN_WIDTH, guidance=False))
 
 
-_BUILDERS = {"flux": _flux, "sd3": _sd3, "qwen_image": _qwen_image, "z_image": _z_image, "flux2_klein": _flux2_klein}
+def _flux2():
+    from diffusers import Flux2Pipeline
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration
+
+    processor = tiny_mistral_processor()
+    n = len(processor.tokenizer)
+    text = dict(model_type="mistral", vocab_size=n, hidden_size=MISTRAL_WIDTH, intermediate_size=48,
+                num_hidden_layers=30, num_attention_heads=4, num_key_value_heads=2, head_dim=6,
+                max_position_embeddings=2048, bos_token_id=1, eos_token_id=2, pad_token_id=11)
+    vision = dict(model_type="pixtral", hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                  num_attention_heads=2, image_size=32, patch_size=8, head_dim=8)
+    encoder = Mistral3ForConditionalGeneration(Mistral3Config(text_config=text, vision_config=vision,
+                                                              image_token_index=10, spatial_merge_size=2))
+    vae, transformer = _flux2_vae(), _flux2_transformer(3 * MISTRAL_WIDTH, guidance=True)
+    # left padding leaves the token ~15 of 512 text rows (those after it), so a random tiny transformer barely
+    # reads it (a loss change near float32's resolution); text values and attention outputs x10 make it ~40x
+    # stronger, still every weight random
+    with torch.no_grad():
+        for weight in (transformer.transformer_blocks[0].attn.add_v_proj.weight,
+                       transformer.transformer_blocks[0].attn.to_out[0].weight,
+                       transformer.single_transformer_blocks[0].attn.to_out.weight):
+            weight.mul_(10)
+    return Flux2Pipeline(scheduler=_flow_scheduler(**_DYNAMIC), vae=vae, text_encoder=encoder, tokenizer=processor,
+                         transformer=transformer)
+
+
+_BUILDERS = {"flux": _flux, "sd3": _sd3, "qwen_image": _qwen_image, "z_image": _z_image, "flux2_klein": _flux2_klein,
+             "flux2": _flux2}
 
 
 def tiny_flow_pipeline(family: str, seed: int = 0):
