@@ -5,8 +5,9 @@ host key, as Save Embedding writes), the prompt written with `embedding:NAME`. T
 (l, g, t5xxl), Flux.1 (l, t5xxl), Qwen-Image (qwen25_7b), Z-Image and Flux.2 klein (qwen3_4b; 0.33.0 only) and
 Flux.2 dev (mistral3_24b, from a tiny tekken file the test writes; 0.33.0 only), with several vectors per T5 / LLM
 head; full encodes through small text encoders built from the host's classes for SDXL, Flux.1 (CLIP-L + T5),
-Z-Image (Qwen3) and Qwen-Image (Qwen2.5-VL's language model; its class always builds the 32-block vision tower,
-which a text prompt never reaches, so the test puts an empty module in its place).
+Z-Image (Qwen3), Flux.2 dev (Mistral Small 3, pruned to the 30 layers whose outputs 10, 20, 30 it reads; 0.33.0
+only) and Qwen-Image (Qwen2.5-VL's language model; its class always builds the 32-block vision tower, which a
+text prompt never reaches, so the test puts an empty module in its place).
 
 Qwen-Image has no `embedding:` path of its own in either host: its tokenizer passes no embedding directory,
 and its image-placeholder scan (`entry == 151655`) fails on a vector. Its reference is therefore the host's
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from host_env import COMFYUI_PATH, SKIP_REASON
+from host_env import COMFYUI_PATH, SKIP_REASON, comfy_in_process
 
 if not COMFYUI_PATH:
     pytest.skip(SKIP_REASON, allow_module_level=True)
@@ -134,6 +135,7 @@ def tiny_tekken_json(merges: int = 120) -> bytes:
     """A Mistral tekken file (what a Flux.2 dev checkpoint carries as `tekken_model`), ~400 tokens: special tokens
     at ranks 0-19, the BPE vocabulary after them. The host (`bpe_tokenizer.from_tekken_json`) reads the vocabulary,
     the special tokens and the two counts; it splits text with its own pattern, written here as the pattern."""
+    comfy_in_process()  # idempotent; a test run on its own has not imported the host yet
     from comfy.text_encoders.bpe_tokenizer import _LLAMA_PATTERN
 
     vocab = tiny_bpe_vocab(TEKKEN_CORPUS, merges)
@@ -157,6 +159,7 @@ TOKENIZER_DATA = {"flux2-dev": flux2_dev_tokenizer_data}
 
 
 def family_tokenizer(family: str, embeddings: str):
+    comfy_in_process()
     module, name = FAMILIES[family][:2]
     extra = {"tokenizer_data": TOKENIZER_DATA[family]()} if family in TOKENIZER_DATA else {}
     return getattr(importlib.import_module(module), name)(embedding_directory=[embeddings], **extra)
@@ -298,14 +301,17 @@ def test_save_embedding_file_is_read_by_every_family(tmp_path):
 # ----------------------------------------------------------------------------- full encodes
 
 
-def tiny_clip(tokenizer_cls, model_cls, embeddings, options: dict, widths: dict[str, int], seed: int):
+def tiny_clip(tokenizer_cls, model_cls, embeddings, options: dict, widths: dict[str, int], seed: int,
+              tokenizer_data: dict | None = None):
     """A comfy.sd.CLIP from the host's own classes with small text encoders; `widths` narrows the tokenizers'
-    embedding width to the small encoders' (the splice and the host read it from there alike)."""
+    embedding width to the small encoders' (the splice and the host read it from there alike); `tokenizer_data`
+    as a checkpoint hands it over (Flux.2 dev's tekken file)."""
+    comfy_in_process()
     import comfy.sd
     import comfy.supported_models_base
 
     target = comfy.supported_models_base.ClipTarget(tokenizer_cls, model_cls)
-    clip = comfy.sd.CLIP(target=target, embedding_directory=[str(embeddings)],
+    clip = comfy.sd.CLIP(target=target, embedding_directory=[str(embeddings)], tokenizer_data=tokenizer_data or {},
                          model_options={**options, "dtype": torch.float32})
     for attr, width in widths.items():
         getattr(clip.tokenizer, attr).embedding_size = width
@@ -394,6 +400,56 @@ if on_this_host("z-image"):  # 0.3.64 has no Z-Image text encoder (and the host 
                          {"qwen3_4b": 128}, 5)
         tokens = {"qwen3_4b": torch.randn(1, 2, 128, generator=torch.Generator().manual_seed(8)) * 0.5}
         assert_same_encode(clip, PROMPTS[1][0], PROMPTS[1][2], tokens, tmp_path)
+
+
+if on_this_host("flux2-dev"):  # 0.3.64 has no Flux.2 dev text encoder (and the host matrix runs no skipped test)
+
+    FLUX2_DEV_WIDTH = 64  # the small Mistral's width; the conditioning is its 3 read layers side by side (192)
+
+    def small_flux2_dev_clip(embeddings):
+        """Flux.2 dev's Mistral Small 3 from the host's classes: flux2_te(pruned=True), the 30-layer text encoder
+        without final norm, the fewest layers for the outputs 10, 20 and 30 it reads (30: the last layer's); 64
+        wide, one head, the tiny tekken file's vocabulary, the tokenizer from that file as a checkpoint gives it."""
+        comfy_in_process()
+        import comfy.text_encoders.flux as flux
+
+        data = flux2_dev_tokenizer_data()
+        vocab = json.loads(bytes(data["tekken_model"]))["config"]["num_vocab_tokens"]
+        mistral = {"hidden_size": FLUX2_DEV_WIDTH, "intermediate_size": 64, "num_attention_heads": 1,
+                   "num_key_value_heads": 1, "vocab_size": vocab}
+        clip = tiny_clip(flux.Flux2Tokenizer, flux.flux2_te(pruned=True), embeddings,
+                         {"mistral3_24b_model_config": mistral}, {"mistral3_24b": FLUX2_DEV_WIDTH}, 12,
+                         tokenizer_data=data)
+        assert len(clip.cond_stage_model.mistral3_24b.transformer.model.layers) == 30
+        return clip
+
+    @pytest.mark.parametrize("prompt", [PROMPTS[1], PROMPTS[3]], ids=["punctuation", "alone"])
+    def test_flux2_dev_full_encode_equals_the_host(prompt, tmp_path):
+        """Three vectors in Flux.2 dev's template, through the small Mistral: conditioning (layers 10, 20, 30 side
+        by side) and mask as the host's own `embedding:` path gives them; a prompt that starts with the sound is
+        the host's ` embedding:NAME` (host_spelling)."""
+        clip = small_flux2_dev_clip(tmp_path)
+        tokens = {"mistral3_24b": torch.randn(1, 3, FLUX2_DEV_WIDTH, generator=torch.Generator().manual_seed(13)) * 0.5}
+        ours = assert_same_encode(clip, prompt[0], host_spelling(clip.tokenizer, prompt[2]), tokens, tmp_path)
+        other = pack_module("splice").encode_with_tokens(clip, prompt[0], {k: -v for k, v in tokens.items()}, [WORDS])
+        for layer in range(3):  # each read layer's block of the conditioning depends on the vectors
+            block = slice(layer * FLUX2_DEV_WIDTH, (layer + 1) * FLUX2_DEV_WIDTH)
+            assert not torch.allclose(ours[0][0][..., block], other[0][0][..., block]), layer
+
+    def test_flux2_dev_text_encode_names_mistral3_24b_and_equals_the_host(tmp_path):
+        """The node on the small Flux.2 dev CLIP: the preview names the mistral3_24b route, the conditioning is the
+        host's for `embedding:NAME`."""
+        types = pack_module("types")
+        clip = small_flux2_dev_clip(tmp_path)
+        tokens = {"mistral3_24b": torch.randn(1, 3, FLUX2_DEV_WIDTH, generator=torch.Generator().manual_seed(14)) * 0.5}
+        sound = types.AudioTokens(tokens, heard=types.HeardRows([WORDS]))
+        out = pack_module("text_encode").AudioTokenTextEncode.execute(clip, sound, PROMPTS[0][0])
+        preview = out.ui.as_dict()["text"][0]
+        assert preview.splitlines() == [f"mistral3_24b ({FLUX2_DEV_WIDTH}): audio token (3 vectors)"], preview
+        write_reference(tokens, tmp_path, "reference_sound")
+        theirs = clip.encode_from_tokens_scheduled(clip.tokenize(PROMPTS[0][2].format(n="reference_sound")))
+        torch.testing.assert_close(out[0][0][0], theirs[0][0], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(out[0][0][1]["attention_mask"], theirs[0][1]["attention_mask"])
 
 
 class NoVisionTower(torch.nn.Module):
