@@ -5,10 +5,13 @@
   transfer resumes instead of starting over, within one call (a few retries) or on the next;
 - size and hash are checked before the file gets its name (see `sources` for which hash); a file that fails
   is deleted, so nothing unverified is ever left under a model name or as a part file;
-- the verified file is moved into place with `os.replace`, so a reader never sees half a file.
+- the verified file is moved into place with `os.replace`, so a reader never sees half a file;
+- one process at a time downloads a file (`download_lock`): another one that asks for it meanwhile waits, says so,
+  and then uses the verified file; one that finds a killed holder's part file resumes it.
 `audiotoken_core.snapshot.fetch_snapshot` does the same job for a Hugging Face model folder.
 
-Standard library only (urllib), so ComfyUI needs nothing extra; tqdm is used for the console bar when present.
+Standard library (urllib) and filelock, which torch requires, so ComfyUI needs nothing extra; tqdm is used for
+the console bar when present.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
+from .download_lock import download_lock
 from .hashes import CHUNK, git_blob_id, sha256_of
 from .sources import Source, find, human_size, resolved
 
@@ -68,7 +72,8 @@ def announce(source: Source, into: Path) -> str:
 
 def fetch(source: Source, folder: str | os.PathLike, progress: Progress | None = None, retries: int = 3,
           retry_wait_s: float = 1.0) -> Path:
-    """`folder/<name>`, downloaded and verified unless it is already there (an existing file is trusted)."""
+    """`folder/<name>`, downloaded and verified unless it is already there (an existing file is trusted). While
+    another process downloads it, waits (`progress` shows that process's part file) and then uses its file."""
     source = resolved(source)
     if not source.url:
         raise ValueError(f"{source.name} is a model folder; use fetch_snapshot")
@@ -76,6 +81,23 @@ def fetch(source: Source, folder: str | os.PathLike, progress: Progress | None =
     if dest.is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
+
+    def watch() -> None:  # while another process downloads: its part file's growth on our bar
+        if progress:
+            progress(_size_of(_part(dest)), source.size)
+
+    with download_lock(dest, source.name, watch) as waited:
+        if dest.is_file():
+            log.info("%s was downloaded and verified by the other process; using %s", source.name, dest)
+            if progress:
+                progress(dest.stat().st_size, dest.stat().st_size)
+            return dest
+        if waited:
+            log.info("the other process left %s unfinished (stopped or failed); downloading it here", source.name)
+        return _fetch_locked(source, dest, progress, retries, retry_wait_s)
+
+
+def _fetch_locked(source: Source, dest: Path, progress: Progress | None, retries: int, retry_wait_s: float) -> Path:
     log.info("%s", announce(source, dest.parent))
     stated: dict[str, str] = {}
     for attempt in range(1, retries + 1):
@@ -103,6 +125,13 @@ def fetch(source: Source, folder: str | os.PathLike, progress: Progress | None =
 def _part(dest: Path) -> Path:
     # Not a model extension, so ComfyUI's file lists never offer a half-downloaded file.
     return dest.with_name(dest.name + PART_SUFFIX)
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _transfer(source: Source, dest: Path, progress: Progress | None, stated: dict[str, str]) -> None:
@@ -252,6 +281,8 @@ class ConsoleProgress:
             if self._bar is None:
                 self._bar = self._tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
                                        desc=self.label, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+            if total and self._bar.total != total:  # a wait for another process's file may start without it
+                self._bar.total = total
             self._bar.update(done - self._bar.n)
             return
         step = int(10 * done / total) if total else done // (100 * CHUNK)

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from .download import VERIFIED_MARK, DownloadError, announce, instead, where_to_put
+from .download_lock import download_lock
 from .hashes import git_blob_id, sha256_of
 from .sources import Source
 
@@ -16,14 +17,27 @@ log = logging.getLogger("audiotoken.download")
 
 def fetch_snapshot(source: Source, folder: str | os.PathLike) -> Path:
     """`folder/<name>`: the Hub repo's `hf_files`, via huggingface_hub (HF_ENDPOINT honoured), each checked
-    against the size and hash the Hub lists; a bad file is deleted. huggingface_hub shows its own tqdm bars."""
+    against the size and hash the Hub lists; a bad file is deleted. huggingface_hub shows its own tqdm bars.
+    While another process fetches the same folder, waits and then uses it once that process has verified it."""
+    dest = Path(folder) / source.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # One lock for the whole folder: the listing, the files and the checks are one job.
+    with download_lock(dest, source.name) as waited:
+        if waited and (dest / VERIFIED_MARK).is_file():
+            log.info("%s was downloaded and verified by the other process; using %s", source.name, dest)
+            return dest
+        # the mark says "checked as a whole": not while its files are being replaced
+        (dest / VERIFIED_MARK).unlink(missing_ok=True)
+        return _fetch_locked(source, dest)
+
+
+def _fetch_locked(source: Source, dest: Path) -> Path:
     try:
         from huggingface_hub import HfApi, snapshot_download
         from huggingface_hub.utils import filter_repo_objects
     except ImportError as exc:
         raise DownloadError(f"{source.name}: downloading a model folder needs huggingface_hub "
-                            f"(pip install huggingface_hub). Or " + where_to_put(source, Path(folder) / source.name)) from exc
-    dest = Path(folder) / source.name
+                            f"(pip install huggingface_hub). Or " + where_to_put(source, dest)) from exc
     log.info("%s", announce(source, dest))
     try:
         # read here, not at huggingface_hub's import: the endpoint may be set after the library was loaded

@@ -28,6 +28,9 @@ class Faults:
     status: dict[str, int] = field(default_factory=dict)      # path -> HTTP status instead of the file
     ignore_range: set[str] = field(default_factory=set)       # path -> answer 200 with the whole file to a Range
     tree_lies: set[str] = field(default_factory=set)          # repo file paths the Hub listing gives a wrong hash
+    # path -> (bytes sent, event): the first GET sends that many bytes, then waits for the event (a slow line
+    # the test controls: another process can be started, or this one killed, while it lasts)
+    pause_after: dict[str, tuple[int, threading.Event]] = field(default_factory=dict)
 
 
 class Mirror:
@@ -36,6 +39,7 @@ class Mirror:
         self.repos: dict[str, dict[str, bytes]] = {}
         self.faults = Faults()
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
+        self.sent: dict[str, int] = {}  # path -> body bytes written to GET clients, all requests together
         self.state_sha256 = True  # send X-Linked-Etag/X-Linked-Size, as the Hub does for large files
         self._server: ThreadingHTTPServer | None = None
 
@@ -169,12 +173,29 @@ class _Handler(BaseHTTPRequestHandler):
             return
         cut = faults.cut_after.pop(path, None) if self.command == "GET" else None
         if cut is not None:
-            self.wfile.write(body[:cut])
-            self.wfile.flush()
+            self._body(path, body[:cut])
             self.close_connection = True
             self.connection.shutdown(2)  # a dropped line: the client sees fewer bytes than Content-Length
             return
-        self.wfile.write(body)
+        pause = faults.pause_after.pop(path, None) if self.command == "GET" else None
+        if pause is not None:
+            sent, go = pause
+            if not self._body(path, body[:sent]):
+                return
+            go.wait(60)
+            body = body[sent:]
+        self._body(path, body)
+
+    def _body(self, path: str, data: bytes) -> bool:
+        """Writes `data`, counted in `sent`; False when the client has gone (killed)."""
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+            return False
+        self.owner.sent[path] = self.owner.sent.get(path, 0) + len(data)
+        return True
 
     def _json(self, obj, head: bool) -> None:
         raw = json.dumps(obj).encode()

@@ -23,7 +23,7 @@ from host_assets import BEATS, EMBEDDER  # noqa: E402
 from host_harness import REPO_ROOT, ComfyServer, error_message, install_pack, saved_images  # noqa: E402
 from ui_to_api import set_inputs, ui_to_api  # noqa: E402
 
-from audiotoken_core import sources  # noqa: E402
+from audiotoken_core import download, download_lock, sources  # noqa: E402
 from factories.mirror import official_mirror  # noqa: E402
 from factories.official import LORA as OFFICIAL_LORA  # noqa: E402
 
@@ -119,6 +119,22 @@ def test_node_offers_the_official_files_before_they_exist(server):
     assert required["lora"][1]["options"] == [NONE, LORA]
     assert all(info["output_tooltips"])
     assert model_files(server, "audiotoken") == [] and server.get_json("/models/audiotoken") == []
+
+
+def test_part_and_lock_files_of_a_download_under_way_are_never_listed(server):
+    """What a download in progress (in another ComfyUI on the same models folder, say) has beside its target."""
+    folder = server.models / "audio_encoders"
+    folder.mkdir(parents=True, exist_ok=True)
+    strays = [folder / (BEATS + download.PART_SUFFIX), download_lock.lock_path(folder / BEATS)]
+    for path in strays:
+        path.write_bytes(b"x")
+    try:
+        assert server.get_json("/models/audio_encoders") == []
+        info = server.get_json("/object_info/AudioTokenModelLoader")["AudioTokenModelLoader"]["input"]["required"]
+        assert info["audio_encoder_name"][1]["options"] == [BEATS]  # the official name, not on disk yet
+    finally:
+        for path in strays:
+            path.unlink()
 
 
 def test_model_loader_offers_missing_official_files_under_their_names_and_fetches_them_when_queued(server, mirror):
