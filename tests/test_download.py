@@ -236,7 +236,7 @@ def test_model_folder_offline_names_what_to_put_where(monkeypatch, tmp_path):
     assert SD.hf_repo in str(err.value)
 
 
-def test_core_download_imports_nothing_beyond_the_standard_library():
+def test_core_download_imports_nothing_beyond_the_standard_library_and_filelock():
     import subprocess
     import sys
 

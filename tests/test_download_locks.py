@@ -33,10 +33,14 @@ def mirror():
         yield m
         for _, go in m.faults.pause_after.values():
             go.set()
+        while Child.started:  # a failed test leaves no process behind
+            Child.started.pop().stop()
 
 
 class Child:
     """One fetching process; its log is a file, so a chatty child never blocks on a full pipe."""
+
+    started: list[Child] = []
 
     def __init__(self, mirror: Mirror, name: str, folder: Path, log: Path):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "AUDIOTOKEN_"))}
@@ -46,6 +50,7 @@ class Child:
         self._err = open(log, "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "factories.fetch_child", name, str(folder)], env=env,
                                      cwd=REPO, stdout=subprocess.PIPE, stderr=self._err, text=True)
+        Child.started.append(self)
 
     def text(self) -> str:
         return self.log.read_text()
@@ -58,7 +63,14 @@ class Child:
 
     def kill(self) -> None:
         self.proc.kill()  # SIGKILL on POSIX: no finally, no atexit, the lock is dropped by the OS alone
-        self.proc.wait()
+        self.stop()
+
+    def stop(self) -> None:
+        if self._err.closed:  # finished or killed already
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
         self._err.close()
 
 
