@@ -373,9 +373,8 @@ def latency(ctx: Context):
 
 
 def latency_core(ctx: Context, note: str):
-    """The core equivalent of the two nodes: AudioTokenizer.encode, then train.inject.PromptEncoder on CLIP."""
+    """The core equivalent of the two nodes: AudioTokenizer.encode, then the UNet family's prompt encoding on CLIP."""
     from audiotoken_core.resample import resample
-    from train.inject import PromptEncoder
 
     beats_dtype = torch.float16 if ctx.on_gpu else torch.float32  # what nodes.runtime.pick_dtype gives
     tokenizer = ctx.tokenizer(beats_dtype)
@@ -400,14 +399,14 @@ def latency_core(ctx: Context, note: str):
         return
     clip_dtype = torch.float16 if ctx.on_gpu else torch.float32  # the host's text-encoder dtype on a GPU
     text = copy.deepcopy(base.text_encoders[0]).to(ctx.device, clip_dtype)
-    prompts = PromptEncoder(_with_text_encoder(base, text))
+    prompts = _with_text_encoder(base, text)
 
     @torch.inference_mode()
     def conditioning():
-        held["cond"] = prompts.encode(prompts.ids(PROMPT, 1, 1, ctx.device), held["tokens"])
+        held["cond"] = prompts.encode(prompts.prompt_inputs(PROMPT, 1, 1, ctx.device), held["tokens"])
 
     times_cond = timed(conditioning, ctx.device, ctx.sizes.latency_repeats)
-    text_note = f"CLIP text encoder ({_params(text)}, {_name(clip_dtype)}), PromptEncoder"
+    text_note = f"CLIP text encoder ({_params(text)}, {_name(clip_dtype)}), the UNet family's encode"
     yield from latency_rows(ctx, times_tokens, times_cond, text_note)
     del text, tokenizer
 
@@ -499,7 +498,7 @@ def unet_share(ctx: Context):
     base = ctx.base()
     mixed = resolve_mixed_precision("auto", ctx.device)
     dtype = torch_dtype(mixed)
-    unet = base.unet.to(ctx.device, dtype)
+    unet = base.denoiser.to(ctx.device, dtype)
     w, h = parse_size(ctx.sizes.frame)
     batch, down = 4, base.vae_downsample
     gen = torch.Generator().manual_seed(0)
@@ -534,7 +533,7 @@ def unet_share(ctx: Context):
         share = achieved / peak
         yield Row("unet", "share of bf16 peak", f"{share:.1%}", judge(">= 40%", share >= UNET_SHARE_GOAL, ctx),
                   f"{name}: {peak:g} TFLOP/s dense; {achieved / matmul:.0%} of the measured matmul")
-    base.unet.to("cpu", torch.float32)
+    base.denoiser.to("cpu", torch.float32)
 
 
 def device_peak(device: torch.device) -> tuple[str, float | None]:

@@ -41,7 +41,7 @@ def full_base(tok_dir: Path):
     from diffusers import AutoencoderKL, DDPMScheduler, PNDMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from train.models import BaseModel
+    from train.families.unet import BaseModel
 
     tokenizer = CLIPTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
     text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
 
     def prepare(mixed, cached):
         dtype = torch_dtype(mixed)
-        for m in [*base.text_encoders, base.unet]:
+        for m in base.step_modules():
             m.to(device, dtype=dtype)
         # as in training: with the cache, the frozen encoders are not on the device at all
         beats.to("cpu" if cached else device)

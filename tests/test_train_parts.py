@@ -38,32 +38,27 @@ def test_tokenize_marks_placeholder_positions(sd1):
 
 
 def test_token_reaches_clip_output_with_gradient(sd1):
-    from train.inject import PromptEncoder
-
-    enc = PromptEncoder(sd1)
-    ids = enc.ids("a photo of <*>", 2, 1)
+    ids = sd1.prompt_inputs("a photo of <*>", 2, 1)
     token = torch.randn(2, 1, 32, requires_grad=True)
-    hidden, pooled = enc.encode(ids, {"l": token})
+    hidden, pooled = sd1.encode(ids, {"l": token})
     assert hidden.shape == (2, 77, 32) and pooled is None
     hidden.square().mean().backward()
     assert token.grad is not None and float(token.grad.abs().sum()) > 0
-    other, _ = enc.encode(ids, {"l": token.detach() + 1.0})
+    other, _ = sd1.encode(ids, {"l": token.detach() + 1.0})
     assert not torch.allclose(hidden.detach(), other)
     # the hook is gone afterwards: plain text encodes as it did before
-    a, _ = enc.encode(enc.ids("a photo of dog", 1, 1), None)
-    b = sd1.text_encoders[0](enc.ids("a photo of dog", 1, 1)[0][0]).last_hidden_state
+    a, _ = sd1.encode(sd1.prompt_inputs("a photo of dog", 1, 1), None)
+    b = sd1.text_encoders[0](sd1.prompt_inputs("a photo of dog", 1, 1)[0][0]).last_hidden_state
     assert torch.allclose(a, b)
 
 
 def test_sdxl_two_heads_and_pooled(world):
-    from train.inject import PromptEncoder
     from train.models import load_base_model
 
     xl = load_base_model(world["sdxl"])
     assert xl.kind == "sdxl" and xl.heads == ["l", "g"] and xl.widths == {"l": 32, "g": 48}
-    enc = PromptEncoder(xl)
     g = torch.randn(1, 1, 48, requires_grad=True)
-    hidden, pooled = enc.encode(enc.ids("a photo of <*>", 1, 1), {"l": torch.randn(1, 1, 32), "g": g})
+    hidden, pooled = xl.encode(xl.prompt_inputs("a photo of <*>", 1, 1), {"l": torch.randn(1, 1, 32), "g": g})
     assert hidden.shape == (1, 77, 80) and pooled.shape == (1, 16)
     pooled.sum().backward()  # pooled comes from the EOS position, which attends to the token
     assert float(g.grad.abs().sum()) > 0

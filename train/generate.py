@@ -80,7 +80,9 @@ class AudioImageGenerator:
         if lora is not None:
             from .lora import load_lora
 
-            load_lora(base.unet, lora)
+            if not base.supports_lora:
+                raise ValueError(f"--lora: {lora} is a UNet LoRA; {base_model} is a {base.kind} model")
+            load_lora(base.denoiser, lora)
         embedder = load_embedder(embedder_path)
         check_fits(embedder.widths, base.widths, str(embedder_path))
         beats = load_beats(beats_path) if beats_path else None

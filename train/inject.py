@@ -1,4 +1,5 @@
-"""Writing audio tokens into the CLIP *input* embeddings at the placeholder, with gradients.
+"""Writing audio tokens into a text encoder's *input* embeddings at the placeholder, with gradients: the helpers
+every family's prompt encoding (train/families/) is made of.
 
 The prompt is tokenized around the placeholder (`<*>` or `<audio>`), which is replaced by `n_tokens`
 positions holding an ordinary token id; a forward hook on the encoder's token-embedding table then
@@ -90,39 +91,6 @@ def tokens_written(text_encoder, is_token: torch.Tensor, tokens: torch.Tensor | 
         yield
     finally:
         handle.remove()
-
-
-class PromptEncoder:
-    """Prompt + audio tokens -> the UNet's conditioning, for SD1/SD2 (one encoder) and SDXL (two)."""
-
-    def __init__(self, base):
-        self.base = base
-
-    def ids(self, prompt: str, batch: int, n_tokens: int | dict[str, int],
-            device=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        out = []
-        for tok, head in zip(self.base.tokenizers, self.base.heads):
-            ids, marks = tokenize_with_placeholder(tok, prompt, count_for(n_tokens, head))
-            out.append((ids.expand(batch, -1).to(device), marks.expand(batch, -1).to(device)))
-        return out
-
-    def encode(self, ids_marks, tokens: dict[str, torch.Tensor] | None):
-        """`(hidden[B, L, D_total], pooled[B, P] or None)`; `tokens` keyed by head (None: plain text)."""
-        hiddens, pooled = [], None
-        sdxl = self.base.is_sdxl
-        for (ids, marks), encoder, head in zip(ids_marks, self.base.text_encoders, self.base.heads):
-            tok = None if tokens is None else tokens[head]
-            with tokens_written(encoder, marks, tok):
-                out = encoder(ids, output_hidden_states=sdxl)
-            if sdxl:
-                # SDXL conditions on the penultimate layer of both encoders; pooled from the second
-                hiddens.append(out.hidden_states[-2])
-                if hasattr(out, "text_embeds"):
-                    pooled = out.text_embeds
-            else:
-                hiddens.append(out.last_hidden_state)
-        hidden = hiddens[0] if len(hiddens) == 1 else torch.cat(hiddens, dim=-1)
-        return hidden, pooled
 
 
 def label_token_embeddings(tokenizer, text_encoder, labels: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:

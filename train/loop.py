@@ -99,7 +99,7 @@ def setup_run(config: TrainConfig) -> Run:
     if accelerator.is_main_process:
         log.info("%r", dataset)
     base = load_base_model(config.base_model, config.base_config, dtype=torch_dtype(mixed))
-    if config.lora and not hasattr(base, "unet"):
+    if config.lora and not base.supports_lora:
         raise ValueError(f"--lora trains a UNet LoRA; {config.base_model} is a {base.kind} model (a transformer): "
                          "only the Embedder trains there")
     beats = load_beats(config.beats)
@@ -168,12 +168,12 @@ def prepare_step_models(run: Run) -> None:
         from .lora import add_lora
 
         torch.manual_seed(config.seed + 1)
-        run.lora_params = add_lora(base.unet, config.lora_rank)
+        run.lora_params = add_lora(base.denoiser, config.lora_rank)
     if config.gradient_checkpointing:
         base.enable_gradient_checkpointing()
     if config.compile:
-        if hasattr(base, "unet"):
-            base.unet = torch.compile(base.unet)
+        if base.supports_compile:
+            base.denoiser = torch.compile(base.denoiser)
         elif run.main:
             log.warning("--compile compiles a UNet; the %s transformer runs uncompiled", base.kind)
     run.embedder.to(run.device)
@@ -192,7 +192,7 @@ def resume(run: Run, opt: Optimization) -> int:
     if latest is None:
         return 0
     trainable, opt_state, sched_state, state = load_checkpoint(latest)
-    load_trainable(trainable, run.embedder, _unet(run), config.lora)
+    load_trainable(trainable, run.embedder, _lora_host(run), config.lora)
     opt.optimizer.load_state_dict(opt_state)
     opt.lr_scheduler.load_state_dict(sched_state["lr_scheduler"])
     if sched_state.get("scaler") and acc.scaler is not None:
@@ -207,10 +207,9 @@ def resume(run: Run, opt: Optimization) -> int:
     return step
 
 
-def _unet(run: Run):
-    """The UNet a LoRA sits in; None for the transformer families (no LoRA there)."""
-    unet = getattr(run.base, "unet", None)
-    return None if unet is None else run.accelerator.unwrap_model(unet)
+def _lora_host(run: Run):
+    """The denoiser a LoRA sits in; None for the families that take none."""
+    return run.accelerator.unwrap_model(run.base.denoiser) if run.base.supports_lora else None
 
 
 def save_checkpoint_now(run: Run, opt: Optimization, step: int) -> None:
@@ -221,7 +220,7 @@ def save_checkpoint_now(run: Run, opt: Optimization, step: int) -> None:
     if run.main:
         sched_state = {"lr_scheduler": opt.lr_scheduler.state_dict(),
                        "scaler": acc.scaler.state_dict() if acc.scaler is not None else None}
-        trainable = trainable_state(run.embedder, _unet(run), config.lora)
+        trainable = trainable_state(run.embedder, _lora_host(run), config.lora)
         save_checkpoint(run.out / "checkpoints", step, trainable, opt.optimizer.state_dict(), sched_state,
                         {"config": config.to_dict()}, keep=config.keep_checkpoints)
     acc.wait_for_everyone()
@@ -277,7 +276,7 @@ def _no_sync(run: Run, ddp_embedder, last: bool) -> ExitStack:
     """Gradients are exchanged once per optimizer step, not per micro-batch."""
     stack = ExitStack()
     if not last and run.world > 1:
-        for model in ([ddp_embedder, run.base.unet] if run.lora_params else [ddp_embedder]):
+        for model in ([ddp_embedder, run.base.denoiser] if run.lora_params else [ddp_embedder]):
             stack.enter_context(run.accelerator.no_sync(model))
     return stack
 
@@ -387,7 +386,7 @@ def save_final(run: Run, opt: Optimization, step: int) -> Path:
         if config.lora:
             from .lora import save_lora
 
-            save_lora(acc.unwrap_model(run.base.unet), run.out / LORA_FILE, training={"lora_rank": config.lora_rank})
+            save_lora(_lora_host(run), run.out / LORA_FILE, training={"lora_rank": config.lora_rank})
         log.info("saved %s", final)
     acc.wait_for_everyone()
     return final
@@ -403,7 +402,7 @@ def train(config: TrainConfig) -> Path:
     opt = build_optimization(config, [run.embedder.parameters(), run.lora_params], run.world)
     ddp_embedder, opt.optimizer = run.accelerator.prepare(run.embedder, opt.optimizer)
     if run.lora_params:
-        run.base.unet = run.accelerator.prepare(run.base.unet)
+        run.base.denoiser = run.accelerator.prepare(run.base.denoiser)
     step = resume(run, opt)
     if step >= config.max_steps:
         log.info("already at step %d of %d", step, config.max_steps)

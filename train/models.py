@@ -1,15 +1,13 @@
 """Finding and checking the frozen base text-to-image model: a diffusers folder of any family in
-`train/families/` (SD1/SD2/SDXL, Flux.1, SD3.5, Qwen-Image, Z-Image), or a single-file SD checkpoint plus a local
-config. The families themselves live in `train/families/`; `BaseModel` (the UNet families) is re-exported here.
+`train/families/` (SD1/SD2/SDXL, Flux.1, SD3.5, Qwen-Image, Z-Image, Flux.2), or a single-file SD checkpoint plus a
+local config. The families themselves live in `train/families/`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .families.unet import BaseModel
-
-__all__ = ["BaseModel", "MissingModelError", "load_base_model", "missing_base_files"]
+__all__ = ["MissingModelError", "load_base_model", "missing_base_files"]
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
 
@@ -62,17 +60,15 @@ def missing_base_files(path: str | Path, config: str | Path | None = None) -> li
 
 
 def load_base_model(path: str | Path, config: str | Path | None = None, dtype=None):
-    """The frozen base model, its family read from the folder (model_index.json's `_class_name`); all parts on
-    CPU and frozen: call `.to()` afterwards. A single-file checkpoint is a UNet family's. UNet families load in
-    float32; the transformer families load their text encoders and transformer in `dtype` (the run's precision;
-    default float32) and the VAE in float32, so a 20B transformer never sits in host memory at 4 bytes a weight."""
-    from .families import family_for, unet
+    """The frozen base model (a `train.families.interface.Family`), its family read from the folder's
+    model_index.json `_class_name` (a single-file checkpoint's: from its config folder's); all parts on CPU and
+    frozen: call `.to()` afterwards. UNet families load in float32; the transformer families load their text
+    encoders and transformer in `dtype` (the run's precision; default float32) and the VAE in float32, so a 20B
+    transformer never sits in host memory at 4 bytes a weight."""
+    from .families import family_for
 
     problems = missing_base_files(path, config)
     if problems:
         raise MissingModelError("cannot load the base model:\n  - " + "\n  - ".join(problems))
     path = Path(path)
-    if path.is_file():
-        return unet.load(path, config)
-    module = family_for(path)
-    return module.load(path) if module is unet else module.load(path, dtype=dtype)
+    return family_for(config if path.is_file() else path).load(path, dtype=dtype, config=config)

@@ -11,23 +11,26 @@ from ..audio import TARGET_RATE, WINDOW_SECONDS
 OFFICIAL_AUDIO_ENCODER = "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2"
 DEFAULT_LAYERS = (4, 8, 12)
 
-# The CLIP text encoders an Embedder head can target, by the width of their token embeddings.
-CLIP_WIDTHS = {"l": 768, "h": 1024, "g": 1280}
-WIDTH_TO_CLIP = {width: name for name, width in CLIP_WIDTHS.items()}
-
 # The host's textual-inversion keys (`SDTokenizer.embedding_key`) and widths (`embedding_size`) of the text
-# encoders of today's families (ComfyUI 0.33.0). A head is named by its encoder's key, CLIP's without `clip_`
-# (`l`, as the official release and version-1 files name it); any other key names a head as it is.
+# encoders of today's families (ComfyUI 0.33.0): the one table a family names its heads from. A head is named by
+# its encoder's key, CLIP's without `clip_` (`l`, as the official release and version-1 files name it); any other
+# key names a head as it is.
+CLIP_L, CLIP_H, CLIP_G = "clip_l", "clip_h", "clip_g"
+T5XXL = "t5xxl"  # Flux.1, SD3.5, LTXV, PixArt
+UMT5XXL = "umt5xxl"  # Wan
+QWEN25_7B = "qwen25_7b"  # Qwen-Image
+QWEN3_4B = "qwen3_4b"  # Z-Image, Flux.2 klein 4B
+QWEN3_8B = "qwen3_8b"  # Flux.2 klein 9B
+MISTRAL3_24B = "mistral3_24b"  # Flux.2 dev
 HOST_KEY_WIDTHS = {
-    "clip_l": 768, "clip_h": 1024, "clip_g": 1280,
-    "t5xxl": 4096,  # Flux.1, SD3.5, LTXV, PixArt
-    "umt5xxl": 4096,  # Wan
-    "qwen25_7b": 3584,  # Qwen-Image
-    "qwen3_4b": 2560,  # Z-Image, Flux.2 klein 4B
-    "qwen3_8b": 4096,  # Flux.2 klein 9B
-    "mistral3_24b": 5120,  # Flux.2 dev
+    CLIP_L: 768, CLIP_H: 1024, CLIP_G: 1280, T5XXL: 4096, UMT5XXL: 4096, QWEN25_7B: 3584, QWEN3_4B: 2560,
+    QWEN3_8B: 4096, MISTRAL3_24B: 5120,
 }
 _CLIP_PREFIX = "clip_"
+
+# The CLIP text encoders an Embedder head can target, by the width of their token embeddings.
+CLIP_WIDTHS = {k[len(_CLIP_PREFIX):]: w for k, w in HOST_KEY_WIDTHS.items() if k.startswith(_CLIP_PREFIX)}
+WIDTH_TO_CLIP = {width: name for name, width in CLIP_WIDTHS.items()}
 
 
 def embedding_key(head: str) -> str:
@@ -39,6 +42,24 @@ def head_name(key: str) -> str:
     """The head that serves the host's embedding key: `clip_l` -> `l`, `qwen25_7b` -> `qwen25_7b`."""
     short = key[len(_CLIP_PREFIX):] if key.startswith(_CLIP_PREFIX) else ""
     return short if short in CLIP_WIDTHS else key
+
+
+def host_heads(*keys: str) -> tuple[str, ...]:
+    """The heads that serve these host keys, in order: `host_heads(CLIP_L, T5XXL)` -> `("l", "t5xxl")`. A key
+    that `HOST_KEY_WIDTHS` lacks is an error: a family's heads are always keys the host knows."""
+    unknown = [k for k in keys if k not in HOST_KEY_WIDTHS]
+    if unknown:
+        raise ValueError(f"{unknown} are not host embedding keys ({', '.join(HOST_KEY_WIDTHS)})")
+    return tuple(head_name(k) for k in keys)
+
+
+def head_for_width(width: int, keys, default: str) -> str:
+    """The head among host `keys` whose table width is `width` (the first such), else `default`'s (a key): how a
+    family tells apart encoders that only their width names (SD1's CLIP-L from SD2's CLIP-H, klein 4B from 9B)."""
+    for key in keys:
+        if HOST_KEY_WIDTHS[key] == int(width):
+            return head_name(key)
+    return host_heads(default)[0]
 
 
 def tokens_per_head(n_tokens, heads) -> dict[str, int]:

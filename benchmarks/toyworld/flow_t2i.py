@@ -16,13 +16,14 @@ import copy
 
 import torch
 
+from audiotoken_core.embedder.meta import T5XXL, host_heads
 from train.families.flow import FlowFamily
 
 from .pictures import OUT
 # the prompts are the UNet world's, re-exported for run.py
 from .t2i import AUDIO_PROMPT, PROMPT, SEQ_LEN, PixelSpace, load_pair, save_pair, train_jointly  # noqa: F401
 
-HEAD = "t5xxl"  # the host's embedding key for T5 (Flux.1, SD3.5): the Embedder's head is named as for the real ones
+HEAD = host_heads(T5XXL)[0]  # the host's key for T5 (Flux.1, SD3.5): the Embedder's head is named as for the real ones
 
 
 def word_t5_tokenizer(class_words: list[str]):
@@ -49,6 +50,7 @@ class ToyFlow(FlowFamily):
 
     kind = "toy_flow"
     weighting = "logit_normal"  # SD3's training example default
+    host_keys = (T5XXL,)
     heads = (HEAD,)
 
     def __init__(self, tokenizer, text_encoder, transformer, scheduler):

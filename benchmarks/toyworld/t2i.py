@@ -51,7 +51,7 @@ class WordTokenizer:
 class PixelSpace(torch.nn.Module):
     """The identity autoencoder: the toy model diffuses pictures directly, so a "latent" is the picture.
 
-    It fills the VAE slot of `train.models.BaseModel` with scale 1 and no downsampling, so the trainer's
+    It fills the VAE slot of `train.families.unet.BaseModel` with scale 1 and no downsampling, so the trainer's
     latent arithmetic `(mean + std * eps) * scale` reduces to the picture itself when std is 0.
     """
 
@@ -64,11 +64,11 @@ class PixelSpace(torch.nn.Module):
 
 
 def build(class_words: list[str], seed: int, width: int = 64):
-    """A fresh toy "Stable Diffusion 1" as a `train.models.BaseModel` (head `l`, epsilon prediction)."""
+    """A fresh toy "Stable Diffusion 1" as a `train.families.unet.BaseModel` (head `l`, epsilon prediction)."""
     from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from train.models import BaseModel
+    from train.families.unet import BaseModel
 
     torch.manual_seed(seed)
     tok = WordTokenizer(class_words)
@@ -129,7 +129,7 @@ def encode_prompts(base, prompts: list[str], tokens: torch.Tensor | None = None)
 def train_t2i(base, pool, steps: int, batch: int, lr: float, seed: int, deadline: float | None, log) -> int:
     """Text encoder and UNet trained jointly on "a photo of <class>" (ε-prediction MSE at uniform DDPM
     timesteps), 10% empty prompts so classifier-free guidance works later; frozen afterwards."""
-    sched, unet = base.noise_scheduler, base.unet
+    sched, unet = base.noise_scheduler, base.denoiser
 
     def loss_of(images, prompts, gen):
         noise = torch.randn(images.shape, generator=gen)
@@ -176,11 +176,11 @@ def train_jointly(base, net, pool, steps: int, batch: int, lr: float, seed: int,
 
 
 def save(base, path, recipe: dict) -> None:
-    save_pair(base, base.unet, "unet", path, recipe)
+    save_pair(base, base.denoiser, "unet", path, recipe)
 
 
 def load(base, path, recipe: dict) -> bool:
-    return load_pair(base, base.unet, "unet", path, recipe)
+    return load_pair(base, base.denoiser, "unet", path, recipe)
 
 
 def save_pair(base, net, key: str, path, recipe: dict) -> None:
@@ -215,6 +215,6 @@ def sample(base, cond: torch.Tensor, seed: int, steps: int = 25, guidance: float
     x = torch.randn(cond.shape[0], 3, OUT, OUT, generator=gen)
     both = torch.cat([uncond, cond])
     for t in sched.timesteps:
-        eps_u, eps_c = base.unet(torch.cat([x, x]), t, encoder_hidden_states=both).sample.chunk(2)
+        eps_u, eps_c = base.denoiser(torch.cat([x, x]), t, encoder_hidden_states=both).sample.chunk(2)
         x = sched.step(eps_u + guidance * (eps_c - eps_u), t, x).prev_sample
     return x.clamp(-1, 1)

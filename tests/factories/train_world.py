@@ -47,6 +47,16 @@ def get_world(root: Path, variants: tuple[str, ...] = ("sd1",)) -> dict:
     return world
 
 
+def with_flow_families(world: dict) -> dict:
+    """`world` with a tiny diffusers folder of every flow family (`world[family]`), written once."""
+    from train.tiny.flow import FAMILIES, write_tiny_flow
+
+    for family in FAMILIES:
+        if family not in world:
+            world[family] = write_tiny_flow(world["root"] / f"flow_{family}", family)
+    return world
+
+
 def tiny_config(world: dict, out: Path, variant: str = "sd1", **overrides):
     from train.config import TrainConfig
 

@@ -6,8 +6,9 @@ sigmas (so a static `shift`, SD3's 3.0, applies; families with dynamic shifting 
 `noisy = (1 - sigma) * latents + sigma * noise`, and the velocity target `noise - latents`; cosmap and
 sigma_sqrt weight the loss per sample. Latents are the VAE's `(z - shift_factor) * scaling_factor`.
 
-A family subclasses `FlowFamily`, naming its heads and text encoders and writing `prompt_inputs`, `encode`,
-`predict`, and the pipeline keyword arguments of `sample`.
+A family subclasses `FlowFamily`, naming its host keys (its heads, in encoder order, unless it picks them by
+width) and text encoders and writing `prompt_inputs`, `encode`, `predict`, and `sample_kwargs(cond, uncond,
+guidance, dtype)`, the pipeline keyword arguments of `sample`; its file's `load` is `load_pipeline` + the class.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ..inject import count_for, tokenize_marked
+from .interface import Family
 
 log = logging.getLogger("train.models")
 
@@ -47,11 +49,10 @@ def loss_weighting(scheme: str, sigmas: torch.Tensor) -> torch.Tensor | None:
     return None
 
 
-class FlowFamily:
+class FlowFamily(Family):
     """A diffusers flow-matching pipeline, its parts frozen, behind the family interface."""
 
     kind = ""
-    pipeline_class = ""
     weighting = "none"  # the family's training example default
     prediction_type = "flow"
     heads: tuple[str, ...] = ()
@@ -93,34 +94,6 @@ class FlowFamily:
     @property
     def widths(self) -> dict[str, int]:
         return {h: int(te.get_input_embeddings().weight.shape[1]) for h, te in zip(self.heads, self.text_encoders)}
-
-    @property
-    def vae_downsample(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
-
-    def frozen_modules(self) -> list[torch.nn.Module]:
-        return [*self.text_encoders, self.denoiser, self.vae]
-
-    def step_modules(self) -> list[torch.nn.Module]:
-        return [*self.text_encoders, self.denoiser]
-
-    def freeze(self):
-        for module in self.frozen_modules():
-            module.requires_grad_(False)
-            module.eval()
-        return self
-
-    def to(self, device=None, dtype=None, vae_dtype=None):
-        for module in self.step_modules():
-            module.to(device=device, dtype=dtype)
-        self.vae.to(device=device, dtype=vae_dtype or dtype)
-        return self
-
-    def enable_gradient_checkpointing(self) -> None:
-        self.denoiser.enable_gradient_checkpointing()
-        for enc in self.text_encoders:
-            # transformers 5 renamed the method; both keep the frozen encoder differentiable w.r.t. its input
-            (getattr(enc, "activation_checkpointing_enable", None) or enc.gradient_checkpointing_enable)()
 
     # ---- the objective
     def check_size(self, latents: torch.Tensor) -> None:
@@ -197,6 +170,9 @@ class FlowFamily:
 
 def load_pipeline(cls, folder: str | Path, dtype: torch.dtype | None = None):
     """The pipeline's parts in `dtype` (default float32), the VAE in float32 (the cache encodes in it)."""
+    if Path(folder).is_file():
+        raise ValueError(f"{folder} is a single file; {cls.__name__} loads from a diffusers folder (single-file "
+                         "checkpoints are read for the UNet families only)")
     kwargs = {}
     if dtype is not None and dtype != torch.float32:
         kwargs["dtype"] = {"default": dtype, "vae": torch.float32}

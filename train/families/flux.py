@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from audiotoken_core.embedder.meta import CLIP_L, T5XXL, host_heads
+
 from ..inject import tokens_written
 from .flow import FlowFamily, load_pipeline, pack_2x2, unpack_2x2
 
@@ -15,7 +17,8 @@ T5_LENGTH = 512  # the pipeline's max_sequence_length
 
 class Flux(FlowFamily):
     kind = "flux"
-    heads = ("l", "t5xxl")
+    host_keys = (CLIP_L, T5XXL)
+    heads = host_heads(*host_keys)
     encoder_names = ("text_encoder", "text_encoder_2")
     tokenizer_names = ("tokenizer", "tokenizer_2")
 
@@ -25,10 +28,10 @@ class Flux(FlowFamily):
 
     def encode(self, inputs, tokens):
         (clip_ids, clip_marks), (t5_ids, t5_marks) = inputs
-        clip, t5 = self.text_encoders
-        with tokens_written(clip, clip_marks, None if tokens is None else tokens["l"]):
+        (clip, t5), (clip_head, t5_head) = self.text_encoders, self.heads
+        with tokens_written(clip, clip_marks, None if tokens is None else tokens[clip_head]):
             pooled = clip(clip_ids, output_hidden_states=False).pooler_output
-        with tokens_written(t5, t5_marks, None if tokens is None else tokens["t5xxl"]):
+        with tokens_written(t5, t5_marks, None if tokens is None else tokens[t5_head]):
             hidden = t5(t5_ids, output_hidden_states=False)[0]
         return {"prompt_embeds": hidden, "pooled_prompt_embeds": pooled}
 
@@ -56,7 +59,7 @@ class Flux(FlowFamily):
         return unpack_2x2(latents, h, w)
 
 
-def load(folder, dtype=None) -> Flux:
+def load(path, dtype=None, config=None) -> Flux:
     from diffusers import FluxPipeline
 
-    return Flux(load_pipeline(FluxPipeline, folder, dtype), str(folder)).freeze()
+    return Flux(load_pipeline(FluxPipeline, path, dtype), str(path)).freeze()

@@ -6,9 +6,11 @@ scale goes into the transformer, and there is no negative prompt."""
 
 from __future__ import annotations
 
+from audiotoken_core.embedder.meta import MISTRAL3_24B
+
+from ..inject import count_for, tokenize_marked
 from .flow import load_pipeline
 from .flux2_klein import MAX_LENGTH, Flux2Klein
-from ..inject import count_for, tokenize_marked
 
 PIPELINES = ("Flux2Pipeline",)
 LAYERS = (10, 20, 30)  # the pipeline's text_encoder_out_layers
@@ -16,11 +18,8 @@ LAYERS = (10, 20, 30)  # the pipeline's text_encoder_out_layers
 
 class Flux2(Flux2Klein):
     kind = "flux2"
+    host_keys = (MISTRAL3_24B,)
     layers = LAYERS
-
-    @staticmethod
-    def head_for(width: int) -> str:
-        return "mistral3_24b"
 
     @property
     def tokenizers(self) -> list:
@@ -46,7 +45,7 @@ class Flux2(Flux2Klein):
         return latents.permute(0, 2, 1).reshape(b, c, h // 2, w // 2)
 
 
-def load(folder, dtype=None) -> Flux2:
+def load(path, dtype=None, config=None) -> Flux2:
     from diffusers import Flux2Pipeline
 
-    return Flux2(load_pipeline(Flux2Pipeline, folder, dtype), str(folder)).freeze()
+    return Flux2(load_pipeline(Flux2Pipeline, path, dtype), str(path)).freeze()

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import torch
 
+from audiotoken_core.embedder.meta import QWEN3_4B, QWEN3_8B
+
 from ..inject import tokens_written
 from .flow import FlowFamily, load_pipeline
 
 PIPELINES = ("Flux2KleinPipeline",)
 MAX_LENGTH = 512  # the pipeline's max_sequence_length
 LAYERS = (9, 18, 27)  # the pipeline's text_encoder_out_layers
-HEAD_BY_WIDTH = {2560: "qwen3_4b", 4096: "qwen3_8b"}
 
 
 class Flux2Klein(FlowFamily):
     kind = "flux2_klein"
+    host_keys = (QWEN3_4B, QWEN3_8B)  # by the encoder's width; a tiny one is the 4B's
     encoder_names = ("text_encoder",)
     tokenizer_names = ("tokenizer",)
 
@@ -26,10 +28,6 @@ class Flux2Klein(FlowFamily):
     def __init__(self, pipe, source):
         super().__init__(pipe, source)
         self.heads = (self.head_for(int(pipe.text_encoder.get_input_embeddings().weight.shape[1])),)
-
-    @staticmethod
-    def head_for(width: int) -> str:
-        return HEAD_BY_WIDTH.get(width, "qwen3_4b")
 
     def _bn(self, like: torch.Tensor):
         bn = self.vae.bn
@@ -92,7 +90,7 @@ class Flux2Klein(FlowFamily):
         return kwargs
 
 
-def load(folder, dtype=None) -> Flux2Klein:
+def load(path, dtype=None, config=None) -> Flux2Klein:
     from diffusers import Flux2KleinPipeline
 
-    return Flux2Klein(load_pipeline(Flux2KleinPipeline, folder, dtype), str(folder)).freeze()
+    return Flux2Klein(load_pipeline(Flux2KleinPipeline, path, dtype), str(path)).freeze()

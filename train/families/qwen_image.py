@@ -9,6 +9,8 @@ from types import SimpleNamespace
 
 import torch
 
+from audiotoken_core.embedder.meta import QWEN25_7B, host_heads
+
 from ..inject import count_for, tokenize_marked, tokens_written
 from .flow import FlowFamily, load_pipeline, pack_2x2, unpack_2x2
 
@@ -40,7 +42,8 @@ class FrameVAE(torch.nn.Module):
 
 class QwenImage(FlowFamily):
     kind = "qwen_image"
-    heads = ("qwen25_7b",)
+    host_keys = (QWEN25_7B,)
+    heads = host_heads(*host_keys)
     encoder_names = ("text_encoder",)
     tokenizer_names = ("tokenizer",)
 
@@ -84,7 +87,7 @@ class QwenImage(FlowFamily):
     def encode(self, inputs, tokens):
         ids, mask, marks = inputs
         enc = self.text_encoders[0]
-        with tokens_written(enc, marks, None if tokens is None else tokens["qwen25_7b"]):
+        with tokens_written(enc, marks, None if tokens is None else tokens[self.heads[0]]):
             hidden = enc(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
         # one prompt for the whole batch, no padding: the pipeline's masked selection is a slice
         drop = int(self.pipe.prompt_template_encode_start_idx)
@@ -112,7 +115,7 @@ class QwenImage(FlowFamily):
         return unpack_2x2(latents, h, w)
 
 
-def load(folder, dtype=None) -> QwenImage:
+def load(path, dtype=None, config=None) -> QwenImage:
     from diffusers import QwenImagePipeline
 
-    return QwenImage(load_pipeline(QwenImagePipeline, folder, dtype), str(folder)).freeze()
+    return QwenImage(load_pipeline(QwenImagePipeline, path, dtype), str(path)).freeze()

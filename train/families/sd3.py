@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from audiotoken_core.embedder.meta import CLIP_G, CLIP_L, T5XXL, host_heads
+
 from ..inject import tokens_written
 from .flow import FlowFamily, load_pipeline
 
@@ -17,7 +19,8 @@ T5_LENGTH = 256  # the pipeline's max_sequence_length
 class SD3(FlowFamily):
     kind = "sd3"
     weighting = "logit_normal"
-    heads = ("l", "g", "t5xxl")
+    host_keys = (CLIP_L, CLIP_G, T5XXL)
+    heads = host_heads(*host_keys)
     encoder_names = ("text_encoder", "text_encoder_2", "text_encoder_3")
     tokenizer_names = ("tokenizer", "tokenizer_2", "tokenizer_3")
 
@@ -33,7 +36,7 @@ class SD3(FlowFamily):
             pooled.append(out[0])
             clip_hidden.append(out.hidden_states[-2])
         (ids, marks), t5 = inputs[2], self.text_encoders[2]
-        with tokens_written(t5, marks, None if tokens is None else tokens["t5xxl"]):
+        with tokens_written(t5, marks, None if tokens is None else tokens[self.heads[2]]):
             t5_hidden = t5(ids)[0]
         clip = torch.cat(clip_hidden, dim=-1)
         clip = F.pad(clip, (0, t5_hidden.shape[-1] - clip.shape[-1]))
@@ -57,7 +60,7 @@ class SD3(FlowFamily):
         return side, side
 
 
-def load(folder, dtype=None) -> SD3:
+def load(path, dtype=None, config=None) -> SD3:
     from diffusers import StableDiffusion3Pipeline
 
-    return SD3(load_pipeline(StableDiffusion3Pipeline, folder, dtype), str(folder)).freeze()
+    return SD3(load_pipeline(StableDiffusion3Pipeline, path, dtype), str(path)).freeze()

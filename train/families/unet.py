@@ -2,7 +2,9 @@
 
 A diffusers folder or a single-file checkpoint plus a local config. The Embedder's token width per head is read
 from each encoder's `config.hidden_size`, never from a model name. The objective is DDPM's: noise added at a
-uniformly drawn timestep, the target epsilon or v as the scheduler says.
+uniformly drawn timestep, the target epsilon or v as the scheduler says. The prompt is encoded as the pipelines
+do: SD1/SD2 the last hidden state of their one CLIP, SDXL the penultimate layers of both side by side and the
+second's pooled vector, each with the audio tokens written into the input embeddings at the placeholder.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from pathlib import Path
 
 import torch
 
-from audiotoken_core.embedder.meta import WIDTH_TO_CLIP
+from audiotoken_core.embedder.meta import CLIP_G, CLIP_H, CLIP_L, HOST_KEY_WIDTHS, host_heads
 
-from ..inject import PromptEncoder
+from ..inject import count_for, tokenize_with_placeholder, tokens_written
 from ..losses import diffusion_target
+from .interface import Family
 
 log = logging.getLogger("train.models")
 
@@ -24,7 +27,7 @@ PIPELINES = ("StableDiffusionPipeline", "StableDiffusionXLPipeline")
 
 
 @dataclass
-class BaseModel:
+class BaseModel(Family):
     kind: str  # "sd1" | "sd2" | "sdxl"
     tokenizers: list
     text_encoders: list
@@ -34,6 +37,10 @@ class BaseModel:
     noise_scheduler: object  # DDPM, for training
     scheduler: object  # the folder's own scheduler, for sampling
     source: str
+
+    host_keys = (CLIP_L, CLIP_H, CLIP_G)
+    supports_lora = True  # train/lora.py's layout is the UNet's
+    supports_compile = True
 
     @property
     def widths(self) -> dict[str, int]:
@@ -51,26 +58,7 @@ class BaseModel:
     def latent_scale(self) -> float:
         return float(getattr(self.vae.config, "scaling_factor", 0.18215))
 
-    @property
-    def vae_downsample(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
-
-    def frozen_modules(self) -> list[torch.nn.Module]:
-        return [*self.text_encoders, self.unet, self.vae]
-
-    def freeze(self) -> BaseModel:
-        for module in self.frozen_modules():
-            module.requires_grad_(False)
-            module.eval()
-        return self
-
-    def to(self, device=None, dtype=None, vae_dtype=None) -> BaseModel:
-        for module in [*self.text_encoders, self.unet]:
-            module.to(device=device, dtype=dtype)
-        self.vae.to(device=device, dtype=vae_dtype or dtype)
-        return self
-
-    # ---- the family interface (train/families/__init__.py)
+    # ---- the family interface (train/families/interface.py)
     def configure(self, config) -> None:
         """DDPM's recipe has no settings beyond the scheduler's."""
 
@@ -78,21 +66,36 @@ class BaseModel:
     def denoiser(self) -> torch.nn.Module:
         return self.unet
 
-    def step_modules(self) -> list[torch.nn.Module]:
-        return [*self.text_encoders, self.unet]
+    @denoiser.setter
+    def denoiser(self, module: torch.nn.Module) -> None:
+        self.unet = module
 
-    def enable_gradient_checkpointing(self) -> None:
-        self.unet.enable_gradient_checkpointing()
-        for enc in self.text_encoders:
-            # transformers 5 renamed the method; both keep the frozen encoder differentiable w.r.t. its input
-            (getattr(enc, "activation_checkpointing_enable", None) or enc.gradient_checkpointing_enable)()
-
-    def prompt_inputs(self, prompt: str, batch: int, n_tokens: int | dict[str, int], device=None):
-        return PromptEncoder(self).ids(prompt, batch, n_tokens, device)
+    def prompt_inputs(self, prompt: str, batch: int, n_tokens: int | dict[str, int],
+                      device=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """`(ids, marks)` per tokenizer and head, padded to the tokenizer's length as the pipelines pad."""
+        out = []
+        for tok, head in zip(self.tokenizers, self.heads):
+            ids, marks = tokenize_with_placeholder(tok, prompt, count_for(n_tokens, head))
+            out.append((ids.expand(batch, -1).to(device), marks.expand(batch, -1).to(device)))
+        return out
 
     def encode(self, inputs, tokens: dict[str, torch.Tensor] | None):
-        """`(hidden[B, L, D_total], pooled[B, P] or None)`."""
-        return PromptEncoder(self).encode(inputs, tokens)
+        """`(hidden[B, L, D_total], pooled[B, P] or None)`; `tokens` keyed by head (None: plain text)."""
+        hiddens, pooled = [], None
+        sdxl = self.is_sdxl
+        for (ids, marks), encoder, head in zip(inputs, self.text_encoders, self.heads):
+            tok = None if tokens is None else tokens[head]
+            with tokens_written(encoder, marks, tok):
+                out = encoder(ids, output_hidden_states=sdxl)
+            if sdxl:
+                # SDXL conditions on the penultimate layer of both encoders; pooled from the second
+                hiddens.append(out.hidden_states[-2])
+                if hasattr(out, "text_embeds"):
+                    pooled = out.text_embeds
+            else:
+                hiddens.append(out.last_hidden_state)
+        hidden = hiddens[0] if len(hiddens) == 1 else torch.cat(hiddens, dim=-1)
+        return hidden, pooled
 
     def latents(self, mean: torch.Tensor, std: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         return (mean.float() + std.float() * eps) * self.latent_scale
@@ -150,8 +153,9 @@ class BaseModel:
         return self.vae.decode(latents.to(self.vae.device, dtype) / self.latent_scale).sample
 
 
-def load(path: str | Path, config: str | Path | None = None) -> BaseModel:
-    """All frozen components on CPU in float32, frozen; call `.to()` afterwards."""
+def load(path: str | Path, dtype: torch.dtype | None = None, config: str | Path | None = None) -> BaseModel:
+    """A diffusers folder, or a single-file checkpoint with its config folder `config`; all frozen components on
+    CPU in float32 whatever `dtype` (the step casts them; a UNet model is small), frozen; call `.to()` afterwards."""
     from diffusers import DDPMScheduler
 
     path = Path(path)
@@ -160,11 +164,12 @@ def load(path: str | Path, config: str | Path | None = None) -> BaseModel:
     encoders = [parts["text_encoder"]] + ([parts["text_encoder_2"]] if parts.get("text_encoder_2") else [])
     tokenizers = [parts["tokenizer"]] + ([parts["tokenizer_2"]] if parts.get("text_encoder_2") else [])
     if len(encoders) == 2:
-        kind, heads = "sdxl", ["l", "g"]
+        kind, heads = "sdxl", list(host_heads(CLIP_L, CLIP_G))
     else:
         width = int(encoders[0].config.hidden_size)
-        kind = "sd2" if noise_scheduler.config.prediction_type == "v_prediction" or width == 1024 else "sd1"
-        heads = [WIDTH_TO_CLIP.get(width) or ("h" if kind == "sd2" else "l")]
+        sd2 = noise_scheduler.config.prediction_type == "v_prediction" or width == HOST_KEY_WIDTHS[CLIP_H]
+        kind = "sd2" if sd2 else "sd1"
+        heads = [BaseModel.head_for(width, CLIP_H if sd2 else CLIP_L)]
     model = BaseModel(kind=kind, tokenizers=tokenizers, text_encoders=encoders, heads=heads, unet=parts["unet"],
                       vae=parts["vae"], noise_scheduler=noise_scheduler, scheduler=parts["scheduler"], source=str(path))
     log.info("base model %s: %s, token widths %s, %s prediction", path, kind, model.widths, model.prediction_type)

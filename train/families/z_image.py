@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from audiotoken_core.embedder.meta import QWEN3_4B, host_heads
+
 from ..inject import tokens_written
 from .flow import FlowFamily, load_pipeline
 
@@ -16,7 +18,8 @@ MAX_LENGTH = 512  # the pipeline's max_sequence_length
 
 class ZImage(FlowFamily):
     kind = "z_image"
-    heads = ("qwen3_4b",)
+    host_keys = (QWEN3_4B,)
+    heads = host_heads(*host_keys)
     encoder_names = ("text_encoder",)
     tokenizer_names = ("tokenizer",)
 
@@ -28,7 +31,7 @@ class ZImage(FlowFamily):
     def encode(self, inputs, tokens):
         ids, mask, marks = inputs
         enc = self.text_encoders[0]
-        with tokens_written(enc, marks, None if tokens is None else tokens["qwen3_4b"]):
+        with tokens_written(enc, marks, None if tokens is None else tokens[self.heads[0]]):
             hidden = enc(input_ids=ids, attention_mask=mask.bool(), output_hidden_states=True).hidden_states[-2]
         return {"prompt_embeds": [h[m] for h, m in zip(hidden, mask.bool())]}
 
@@ -47,7 +50,7 @@ class ZImage(FlowFamily):
                     negative_prompt_embeds=[c.to(dtype) for c in uncond["prompt_embeds"]], guidance_scale=guidance)
 
 
-def load(folder, dtype=None) -> ZImage:
+def load(path, dtype=None, config=None) -> ZImage:
     from diffusers import ZImagePipeline
 
-    return ZImage(load_pipeline(ZImagePipeline, folder, dtype), str(folder)).freeze()
+    return ZImage(load_pipeline(ZImagePipeline, path, dtype), str(path)).freeze()
