@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from audiotoken_core.beats.model import SelfAttention, relative_position_buckets
+from benchmarks import provenance
 from train.precision import torch_dtype
 # The original divides the scaled query by 32 and multiplies the max-shifted scores back by it (fp16 headroom).
 SHIFT = 32.0
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     wave = (torch.randn(args.batch, int(args.seconds * 16000), generator=gen) * 0.1).to(device)
     result = compare(beats, wave, args.repeats)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"\n{provenance.line()}")
     print(f"\nBEATs iter3+ size, {args.batch} x {args.seconds:g} s, {args.dtype}, {where}, torch {torch.__version__}; "
           f"median of {args.repeats} alternated calls (min-max)\n")
     print(table(result))

@@ -4,9 +4,12 @@ Real sizes, random weights: BEATs iter3+ (90M: 12 layers, 768 wide, 3072 FFN, 12
 Embedder (2304 -> 768), full CLIP-L and the full SD1.5 UNet, each in the dtype ComfyUI picks for the device
 (on CPU: BEATs fp32, CLIP fp16 as the host's text_encoder_dtype, UNet fp32).
 
-    COMFYUI_PATH=/path/to/ComfyUI python -m benchmarks.bench_encode [--device cpu|cuda|all] [--unet-size 512]
+    COMFYUI_PATH=/path/to/ComfyUI python -m benchmarks.bench_encode [--device cpu|cuda|all] [--threads 1 2]
 
-Prints a Markdown table. Needs a ComfyUI checkout (0.3.64 tested) for the CLIP, the UNet and the nodes.
+Prints where it ran (commit, date, machine, the command: `benchmarks/provenance.py`) and a Markdown table with
+wall and process CPU seconds for each torch thread count side by side; the counts alternate run by run, so
+load on a shared machine hits each alike. Needs a ComfyUI checkout (0.3.64 tested) for the CLIP, the UNet and
+the nodes.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ import os
 import statistics
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import torch
 
+from benchmarks import provenance
 from train.tiny.host import PACK, comfy_in_process, pack_module
 
 OFFICIAL_BEATS_CFG = {
@@ -53,16 +59,38 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def timed(fn, device, repeats: int) -> list[float]:
-    fn()  # warm-up: first-call allocations, kernel selection
-    sync(device)
-    times = []
+@dataclass
+class Runs:
+    wall: list[float] = field(default_factory=list)  # seconds
+    cpu: list[float] = field(default_factory=list)   # process CPU seconds, all threads together
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    before = torch.get_num_threads()
+    torch.set_num_threads(before if n is None else n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def timed(fn, device, repeats: int, threads=(None,)) -> dict:
+    """{thread count: Runs} of `fn`; None = torch's current count. The counts alternate in each round."""
+    for n in threads:
+        with torch_threads(n):
+            fn()  # warm-up: first-call allocations, kernel selection
+            sync(device)
+    runs = {n: Runs() for n in threads}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return times
+        for n in threads:
+            with torch_threads(n):
+                wall, cpu = time.perf_counter(), time.process_time()
+                fn()
+                sync(device)
+                runs[n].wall.append(time.perf_counter() - wall)
+                runs[n].cpu.append(time.process_time() - cpu)
+    return runs
 
 
 def fill_random(module: torch.nn.Module, seed: int) -> None:
@@ -124,7 +152,8 @@ def unet(device):
     return model.eval(), dtype
 
 
-def bench(device: str, repeats: int, unet_size: int, skip_unet: bool) -> list[tuple]:
+def bench(device: str, repeats: int, unet_size: int, skip_unet: bool, threads=(None,)) -> list[tuple]:
+    """Rows (stage, device, dtype, {thread count: Runs})."""
     import importlib
 
     import comfy.model_management as mm
@@ -148,12 +177,13 @@ def bench(device: str, repeats: int, unet_size: int, skip_unet: bool) -> list[tu
         conditioning()
 
     rows = []
-    dev_name = torch.cuda.get_device_name() if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    dev_name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
     rows.append(("audio -> tokens (BEATs + Embedder, 10 s clip)", dev_name, str(beats_dtype).replace("torch.", ""),
-                 timed(tokens, device, repeats)))
+                 timed(tokens, device, repeats, threads)))
     clip_dtype = str(mm.text_encoder_dtype(mm.text_encoder_device())).replace("torch.", "")
-    rows.append(("tokens -> CONDITIONING (CLIP-L, splice)", dev_name, clip_dtype, timed(conditioning, device, repeats)))
-    rows.append(("audio -> CONDITIONING (total)", dev_name, "", timed(both, device, repeats)))
+    rows.append(("tokens -> CONDITIONING (CLIP-L, splice)", dev_name, clip_dtype,
+                 timed(conditioning, device, repeats, threads)))
+    rows.append(("audio -> CONDITIONING (total)", dev_name, "", timed(both, device, repeats, threads)))
     if device != "cpu" and beats_dtype != torch.float32:
         # Is half precision accurate enough? Compare with fp32 on the same weights and sound.
         reference, _ = audio_model(device, "fp32")
@@ -177,7 +207,7 @@ def bench(device: str, repeats: int, unet_size: int, skip_unet: bool) -> list[tu
                 net(x, t, context=ctx)
 
         rows.append((f"SD1.5 UNet, one sampling step ({unet_size}x{unet_size}, batch 2 = cfg)", dev_name,
-                     str(dtype).replace("torch.", ""), timed(step, device, max(1, repeats // 3))))
+                     str(dtype).replace("torch.", ""), timed(step, device, max(1, repeats // 3), threads)))
     return rows
 
 
@@ -187,6 +217,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--unet-size", type=int, default=512, help="image size for the UNet step (latent = size / 8)")
     parser.add_argument("--skip-unet", action="store_true")
+    parser.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()],
+                        help="torch thread counts, measured side by side (default: torch's own count)")
     opts = parser.parse_args()
     devices = ["cpu", "cuda"] if opts.device == "all" else [opts.device]
     if "cuda" in devices and not torch.cuda.is_available():
@@ -199,18 +231,29 @@ def main():
 
         for d in devices:
             subprocess.run([sys.executable, __file__, "--device", d, "--repeats", str(opts.repeats),
-                            "--unet-size", str(opts.unet_size)] + (["--skip-unet"] if opts.skip_unet else []),
-                           check=True)
+                            "--unet-size", str(opts.unet_size), "--threads", *map(str, opts.threads)]
+                           + (["--skip-unet"] if opts.skip_unet else []), check=True)
         return
     device = devices[0]
     setup_comfy(device)
     with torch.inference_mode():
-        rows = bench(device, opts.repeats, opts.unet_size, opts.skip_unet)
-    print(f"\ntorch {torch.__version__}, repeats {opts.repeats} (+1 warm-up); median (min-max) seconds\n")
-    print("| stage | device | dtype | seconds |")
-    print("|---|---|---|---|")
-    for stage, dev, dtype, times in rows:
-        print(f"| {stage} | {dev} | {dtype} | {statistics.median(times):.3f} ({min(times):.3f}-{max(times):.3f}) |")
+        rows = bench(device, opts.repeats, opts.unet_size, opts.skip_unet, tuple(opts.threads))
+    print(f"\n{provenance.line(opts.threads)}\n")
+    unet = "" if opts.skip_unet else f" (the UNet step {max(1, opts.repeats // 3)})"
+    print(f"runs per thread count: {opts.repeats}{unet}, after one warm-up; median (min-max); "
+          "CPU = process CPU seconds, all threads together\n")
+    columns = [f"{n} thread{'s' if n != 1 else ''}: {clock}" for n in opts.threads for clock in ("wall s", "CPU s")]
+    print("| stage | device | dtype | " + " | ".join(columns) + " |")
+    print("|---|---|---|" + "---:|" * len(columns))
+    for stage, dev, dtype, runs in rows:
+        cells = [spread(getattr(runs[n], clock)) for n in opts.threads for clock in ("wall", "cpu")]
+        print(f"| {stage} | {dev} | {dtype} | " + " | ".join(cells) + " |")
+
+
+def spread(times: list[float]) -> str:
+    if len(times) == 1:
+        return f"{times[0]:.3f} (1 run)"
+    return f"{statistics.median(times):.3f} ({min(times):.3f}-{max(times):.3f})"
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import torch
 from audiotoken_core.beats import BEATs, BEATsConfig
 from audiotoken_core.embedder import AudioEmbedder
 from audiotoken_core.pipeline import AudioTokenizer
+from benchmarks import provenance
 from train.tiny.beats import tiny_official_cfg
 
 RATE = 16_000
@@ -109,7 +110,8 @@ def main(argv=None) -> int:
     node = node_runner(beats, embedder, wave)
     if node is not None:
         runs["node: AudioToken Encode (`execute`)"] = node
-    print(f"torch {torch.__version__}, 1 thread, {opts.repeats} runs each after a warm-up, 10 s clip, mode first\n")
+    print(f"{provenance.line((1,))}\n")
+    print(f"{opts.repeats} runs each after a warm-up, 10 s clip, mode first\n")
     print("| what | without head, CPU s (min-max) | with head, CPU s (min-max) | ratio of medians |")
     print("|---|---|---|---:|")
     worst = 0.0

@@ -18,6 +18,7 @@ import time
 import torch
 
 from audiotoken_core.beats.fbank import FBANK_MEAN, FBANK_STD, PCM_SCALE, compute_fbank
+from benchmarks import provenance
 
 
 def per_clip(wave: torch.Tensor) -> torch.Tensor:
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     diff = (ours - ref).abs().max().item()
 
     if args.header:
+        print(f"{provenance.line((args.threads,))}\n")
         print("| device | threads | clips x s | per-clip kaldi.fbank (s) | batched compute_fbank (s) | speedup "
               "| max abs diff |")
         print("|---|---|---|---|---|---|---|")

@@ -25,6 +25,7 @@ import time
 import torch
 
 from audiotoken_core.resample import resample
+from benchmarks import provenance
 
 RATES = (8000, 11025, 22050, 32000, 44100, 48000, 96000)
 TARGET = 16000
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    print(f"{provenance.line((args.threads,))}\n")
     print(f"torch {torch.__version__}, torchaudio {torchaudio.__version__}, {args.threads} thread(s), "
           f"{'CPU' if args.clock == 'cpu' else 'wall-clock'} seconds, median of the repeats")
     print()

@@ -38,6 +38,7 @@ from audiotoken_core.beats import BEATs, BEATsConfig
 from audiotoken_core.embedder import AudioEmbedder
 from audiotoken_core.pipeline import AudioTokenizer
 from audiotoken_core.schedule import ScheduledTokens, encode_schedule
+from benchmarks import provenance
 from benchmarks.bench_encode import OFFICIAL_BEATS_CFG
 
 CLIP_SEQ, CLIP_WIDTH = 77, 768  # an SD1.x conditioning, to price interpolating Text Encode's output per frame
@@ -237,7 +238,8 @@ def main():
     wave = torch.randn(1, int(opts.seconds * TARGET_RATE), generator=torch.Generator().manual_seed(1)) * 0.1
     with torch.inference_mode():
         tokenizer.encode(wave[:, : int(opts.window * TARGET_RATE)], TARGET_RATE)  # warm-up
-        out = [f"torch {torch.__version__}, {opts.threads} thread(s), {opts.seconds:g} s of audio, hop {opts.hop:g} s, "
+        out = [provenance.line((opts.threads,)), "",
+               f"torch {torch.__version__}, {opts.threads} thread(s), {opts.seconds:g} s of audio, hop {opts.hop:g} s, "
                f"{opts.clock} clock, best of {opts.repeats}"]
         if opts.only in (None, "same"):
             rows = bench(tokenizer, wave, opts.fps, opts.hop, opts.hop, False, 0.0, opts.repeats, text)

@@ -440,7 +440,7 @@ def latency_nodes(ctx: Context):
     bench_encode.setup_comfy("cuda" if ctx.on_gpu else "cpu")
     with torch.inference_mode():
         rows = bench_encode.bench("cuda" if ctx.on_gpu else "cpu", ctx.sizes.latency_repeats, 512, skip_unet=True)
-    stages = {stage: (dtype, times) for stage, _, dtype, times in rows}
+    stages = {stage: (dtype, runs[None].wall) for stage, _, dtype, runs in rows}
     (tok_dtype, tok), (cond_dtype, cond) = list(stages.values())[:2]
     yield Row("latency", "audio -> tokens (10 s, 44.1 kHz stereo in)", seconds(tok),
               note=f"AudioTokenEncode node in ComfyUI ({os.environ['COMFYUI_PATH']}); {tok_dtype} BEATs")

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import provenance
+
 # the released BEATs iter3+ AS2M configuration (docs: method facts §3)
 FULL_BEATS_CFG = dict(
     input_patch_size=16, embed_dim=512, conv_bias=False, encoder_layers=12, encoder_embed_dim=768,
@@ -184,6 +186,7 @@ def main(argv=None) -> int:
 
     name = "SD1.5-size (random weights), BEATs iter3+ size" if args.full else "tiny random models (train/tiny)"
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"\n{provenance.line()}")
     print(f"\n**{name}** on {gpu}; batch {args.batch}, {args.window:g} s audio, {w}x{h} frames, "
           f"{args.rounds} rounds x {steps} timed steps per recipe (median; min-max in brackets), torch {torch.__version__}\n")
     print("| recipe | precision | ms/step | samples/s | speed-up | peak GPU GiB |")
