@@ -16,9 +16,11 @@ from pathlib import Path
 
 import torch
 
+from .command_name import command_name
 from .embedder import embedder_tensors, load_embedder, official_state_dict, save_embedder
 from .embedder.formats import sniff_format
 from .safeload import load_torch_checkpoint
+from .sources import official
 
 
 def detect_kind(path: str | os.PathLike) -> str:
@@ -100,9 +102,9 @@ def _describe(kind: str, path: Path) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m audiotoken_core.convert",
+        prog=command_name(__spec__.name if __spec__ else __name__),
         description=(
-            "Convert an official AudioToken embedder (embedder_learned_embeds.bin) or an official BEATs "
+            f"Convert an official AudioToken embedder ({official('embedder').name}) or an official BEATs "
             "checkpoint (.pt) to .safetensors. The kind of file is detected from its content."
         ),
     )

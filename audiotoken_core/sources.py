@@ -29,10 +29,14 @@ from urllib.parse import urlsplit, urlunsplit
 MIRROR_ENV = "AUDIOTOKEN_DOWNLOAD_MIRROR"
 PINS_ENV = "AUDIOTOKEN_DOWNLOAD_PINS"
 
-# The official repository's only branch is `master`; the LoRA was removed from it in Dec 2023, so its URL pins
-# the last commit that has it.
-_OFFICIAL = "https://github.com/guyyariv/AudioToken/raw"
-_LORA_COMMIT = "010d5b8d05a82b13d9ab707d84a7d5797922e139"
+# Both files of the official repository are read at one commit, the last that has both: the LoRA was removed
+# from `master` (its only branch) in Dec 2023. The embedder there is the blob `master` still serves (5d1f5c10…,
+# the same in every commit that has it), so pinning changes no byte, only what a force-push could change.
+_OFFICIAL = "https://github.com/guyyariv/AudioToken/raw/010d5b8d05a82b13d9ab707d84a7d5797922e139"
+# The Space's BEATs is read at `main`, not at a revision: none could be established where this table was
+# written (the Hub's commit list was out of reach), and a pin must name a revision known to hold these bytes.
+# Its check is the SHA-256 the Hub states, so a file replaced on `main` would be accepted: pin the revision (and
+# the file's SHA-256) when it can be read.
 _SPACE = "https://huggingface.co/spaces/GuyYariv/AudioToken/resolve/main/models"
 
 
@@ -84,7 +88,7 @@ class Source:
 SOURCES: tuple[Source, ...] = (
     Source(
         name="embedder_learned_embeds.bin", kind="embedder", folder="audiotoken",
-        url=f"{_OFFICIAL}/master/output/embedder_learned_embeds.bin",
+        url=f"{_OFFICIAL}/output/embedder_learned_embeds.bin",
         licence="MIT, Guy Yariv et al. (github.com/guyyariv/AudioToken)", approx_bytes=35_400_000,
         git_blob="5d1f5c101e5b5e1fdf5637a2e372b0d441b09639",
         note="the official AudioToken Embedder (SD1.x, trained on SD 1.4)",
@@ -98,7 +102,7 @@ SOURCES: tuple[Source, ...] = (
     ),
     Source(
         name="lora_layers_learned_embeds.bin", kind="lora", folder="loras",
-        url=f"{_OFFICIAL}/{_LORA_COMMIT}/output/lora_layers_learned_embeds.bin",
+        url=f"{_OFFICIAL}/output/lora_layers_learned_embeds.bin",
         licence="MIT, Guy Yariv et al. (github.com/guyyariv/AudioToken)", approx_bytes=3_294_091,
         size=3_294_091, sha256="24c971f2e526f4f13331fb0fb85272d3efb3befc17f0d671b422360b26d864a5",
         git_blob="e65b829bf262f2d33b4b8ae6b5779d0aecc44f3e",
@@ -127,6 +131,12 @@ def find(name: str, folder: str | None = None) -> Source | None:
 
 def of_kind(kind: str) -> list[Source]:
     return [s for s in SOURCES if s.kind == kind]
+
+
+def official(kind: str) -> Source:
+    """The one row of `kind`: the official file (its name, its ComfyUI folder) every caller names."""
+    (row,) = of_kind(kind)
+    return row
 
 
 def in_folder(folder: str) -> list[Source]:

@@ -25,9 +25,9 @@ import types
 import torch
 import torch.nn.functional as F
 
+from audiotoken_core import precision
 from audiotoken_core.beats.model import SelfAttention, relative_position_buckets
 from benchmarks import provenance
-from train.precision import torch_dtype
 # The original divides the scaled query by 32 and multiplies the max-shifted scores back by it (fp16 headroom).
 SHIFT = 32.0
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
+    p.add_argument("--dtype", choices=precision.NAMES, default="fp32")
     p.add_argument("--batch", type=int, default=1, help="10 s clips per call")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--repeats", type=int, default=5, help="timed calls per path (alternated)")
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    beats = random_beats(FULL_BEATS_CFG, device, torch_dtype(args.dtype))
+    beats = random_beats(FULL_BEATS_CFG, device, precision.torch_dtype(args.dtype))
     gen = torch.Generator().manual_seed(0)
     wave = (torch.randn(args.batch, int(args.seconds * 16000), generator=gen) * 0.1).to(device)
     result = compare(beats, wave, args.repeats)

@@ -55,7 +55,7 @@ import torch
 
 from benchmarks import bench_attention, train_throughput
 from benchmarks.toyworld import sounds
-from train.precision import resolve_mixed_precision, torch_dtype
+from audiotoken_core.precision import resolve, resolve_dtype, supports, torch_dtype
 
 RATE = 16_000
 PROMPT = "a photo of <audio>"
@@ -330,8 +330,7 @@ def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def half_dtypes(device: torch.device) -> dict[str, torch.dtype]:
-    names = ["fp16"] + (["bf16"] if device.type != "cuda" or torch.cuda.is_bf16_supported() else [])
-    return {name: torch_dtype(name) for name in names}
+    return {name: torch_dtype(name) for name in PRECISION_GOALS if device.type != "cuda" or supports(device, name)}
 
 
 @torch.inference_mode()
@@ -376,7 +375,7 @@ def latency_core(ctx: Context, note: str):
     """The core equivalent of the two nodes: AudioTokenizer.encode, then the UNet family's prompt encoding on CLIP."""
     from audiotoken_core.resample import resample
 
-    beats_dtype = torch.float16 if ctx.on_gpu else torch.float32  # what nodes.runtime.pick_dtype gives
+    beats_dtype = resolve_dtype("auto", ctx.device)  # what nodes.runtime.pick_dtype gives on a plain host
     tokenizer = ctx.tokenizer(beats_dtype)
     clip = next(iter(ctx.clips.values()))
     # a LoadAudio-like input: 44.1 kHz stereo on the CPU
@@ -496,7 +495,7 @@ def unet_share(ctx: Context):
     from train.data.frames import parse_size
 
     base = ctx.base()
-    mixed = resolve_mixed_precision("auto", ctx.device)
+    mixed = resolve("auto", ctx.device)
     dtype = torch_dtype(mixed)
     unet = base.denoiser.to(ctx.device, dtype)
     w, h = parse_size(ctx.sizes.frame)
@@ -505,7 +504,7 @@ def unet_share(ctx: Context):
     noisy = torch.randn(batch, unet.config.in_channels, h // down, w // down, generator=gen).to(ctx.device, dtype)
     steps = torch.randint(0, 1000, (batch,), generator=gen).to(ctx.device)
     hidden = torch.randn(batch, 77, base.widths["l"], generator=gen).to(ctx.device, dtype).requires_grad_(True)
-    autocast = torch.autocast(ctx.device.type, dtype=dtype) if mixed != "fp32" else contextlib.nullcontext()
+    autocast = torch.autocast(ctx.device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
 
     def step():
         with autocast:
@@ -731,7 +730,7 @@ def flow_step(ctx: Context, name: str, build):
     from train.trainer import Trainer
 
     full, device = ctx.sizes.full, ctx.device
-    mixed = resolve_mixed_precision("auto", device)
+    mixed = resolve("auto", device)
     dtype = torch_dtype(mixed)
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -745,7 +744,7 @@ def flow_step(ctx: Context, name: str, build):
     cfg = TrainConfig(batch_size=1, grad_accum=1, mixed_precision=mixed, gradient_checkpointing=True)
     torch.manual_seed(0)
     embedder = build_embedder(cfg, family, ctx.beats.embed_dim, "BEATs").to(device).train()
-    autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if mixed != "fp32" else contextlib.nullcontext
+    autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype != torch.float32 else contextlib.nullcontext
     trainer = Trainer(cfg, family, embedder, device=device, weight_dtype=dtype, autocast=autocast)
     from train.data.frames import parse_size
 

@@ -108,12 +108,12 @@ def main(argv=None) -> int:
     frame = args.frame or ("512x320" if args.full else "64x40")
 
     from audiotoken_core.pipeline import AudioTokenizer
+    from audiotoken_core.precision import resolve, torch_dtype
 
     from train.config import TrainConfig
     from train.data.frames import parse_size
     from train.trainable import build_embedder
     from train.trainer import Trainer
-    from train.precision import resolve_mixed_precision, torch_dtype
 
     w, h = parse_size(frame)
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     tokenizer = AudioTokenizer(beats, embedder)
     wave = torch.randn(args.batch, int(args.window * 16000)) * 0.1
     pixels = torch.rand(args.batch, 3, h, w) * 2 - 1
-    mixed_b = resolve_mixed_precision("auto", device)
+    mixed_b = resolve("auto", device)
     recipes = [
         ("(a) original: fp32, BEATs + VAE every step", "fp32", False),
         (f"(b) ours: cached features/latents, {'fp32 (no autocast on CPU)' if mixed_b == 'fp32' else mixed_b + ' autocast'}",
@@ -152,11 +152,11 @@ def main(argv=None) -> int:
         beats.to("cpu" if cached else device)
         base.vae.to("cpu" if cached else device)
         embedder.to(device).train()
-        autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if mixed != "fp32" else nullcontext
+        autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype != torch.float32 else nullcontext
         trainer = Trainer(cfg, base, embedder, device=device, weight_dtype=dtype, autocast=autocast,
                           beats_tokenizer=tokenizer)
         batch = {k: v.to(device) for k, v in cached_batch.items()} if cached else {"wave": wave, "pixels": pixels}
-        scaler = torch.amp.GradScaler(device.type) if mixed == "fp16" else None
+        scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
         opt = torch.optim.AdamW(embedder.parameters(), lr=1e-5, weight_decay=1e-2)
         state = {"i": 0}
 

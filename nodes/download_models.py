@@ -24,6 +24,7 @@ CHOICES = {
     "audio_encoder": ("audio_encoder", "for AudioToken Model Loader's audio_encoder_name"),
     "lora": ("lora", "for the core Load LoRA (Model Only) node; optional, the paper uses no LoRA"),
 }
+_FOLDERS = ", ".join(f"models/{sources.official(kind).folder}" for kind, _ in CHOICES.values())
 
 
 def ensure_model(folder: str, name: str) -> str:
@@ -71,8 +72,7 @@ class AudioTokenDownloadModels(io.ComfyNode):
             category=CATEGORY,
             is_output_node=True,
             description=("Downloads the official AudioToken files that are missing (embedder, BEATs, optionally "
-                         "the official LoRA) into models/audiotoken, models/audio_encoders and models/loras, "
-                         "verifies each, and outputs their names. Queue it once, then press R to refresh the "
+                         f"the official LoRA) into {_FOLDERS}, verifies each, and outputs their names. Queue it once, then press R to refresh the "
                          "loaders' lists. Set AUDIOTOKEN_DOWNLOAD_MIRROR=http://HOST:PORT to use a mirror."),
             inputs=inputs,
             # Any type, not STRING: the host and the frontend accept a link from it into a loader's file combo

@@ -13,8 +13,8 @@ import folder_paths
 from ..audiotoken_core import sources
 from ..audiotoken_core.beats.sniff import EncoderFile, identify_encoder_file
 
-EMBEDDER_FOLDER = "audiotoken"
-ENCODER_FOLDER = "audio_encoders"
+EMBEDDER_FOLDER = sources.official("embedder").folder  # "audiotoken"
+ENCODER_FOLDER = sources.official("audio_encoder").folder  # "audio_encoders"
 EMBEDDINGS_FOLDER = "embeddings"
 _ABSENT = itertools.count()  # file_fingerprint of a missing file: never equal to an earlier one
 
@@ -22,11 +22,11 @@ _ABSENT = itertools.count()  # file_fingerprint of a missing file: never equal t
 # core workflows that use them), and the pack's embedder put in the wrong folder.
 KIND_NOTES = {"wav2vec2": ", which ComfyUI's own Audio Encoder Loader uses (Wan S2V)",
               "whisper": ", which ComfyUI's own Audio Encoder Loader uses (Wan HuMo)",
-              "embedder": "; it belongs in models/audiotoken"}
+              "embedder": f"; it belongs in models/{EMBEDDER_FOLDER}"}
 KIND_LABELS = {"beats_without_cfg": "BEATs weights without cfg", "wav2vec2": "wav2vec2, for ComfyUI's loader",
-               "whisper": "Whisper, for ComfyUI's loader", "embedder": "an embedder: move it to models/audiotoken",
+               "whisper": "Whisper, for ComfyUI's loader", "embedder": f"an embedder: move it to models/{EMBEDDER_FOLDER}",
                "other": "not an audio encoder", "unreadable": "unreadable"}
-BEATS_NEEDED = ("AudioToken needs a BEATs checkpoint: the official BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt "
+BEATS_NEEDED = (f"AudioToken needs a BEATs checkpoint: the official {sources.official('audio_encoder').name} "
                 "(a dict with 'cfg' and 'model') or a .safetensors written by `python -m audiotoken_core.convert`; "
                 "pick one the AudioToken Model Loader lists")
 

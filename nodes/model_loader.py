@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from ..audiotoken_core import sources
 from ..audiotoken_core.download import DownloadError
+from ..audiotoken_core.precision import AUTO, CHOICES, RULE
 from . import folders, host_compat
 from .download_models import ensure_model
-from .runtime import PRECISIONS, get_model
+from .runtime import get_model
 from .types import CATEGORY, AudioTokenModelType, combo_problem
 
 OFFICIAL_NOTE = (" The official file is always listed, also before it is on disk: queueing the graph then downloads "
@@ -22,25 +24,26 @@ class AudioTokenModelLoader(io.ComfyNode):
             node_id="AudioTokenModelLoader",
             display_name="AudioToken Model Loader",
             category=CATEGORY,
-            description=("Loads an AudioToken embedder (models/audiotoken) and the BEATs audio encoder it was "
-                         "trained with (models/audio_encoders). The official files are fetched when queued if "
+            description=(f"Loads an AudioToken embedder (models/{folders.EMBEDDER_FOLDER}) and the BEATs audio "
+                         f"encoder it was trained with (models/{folders.ENCODER_FOLDER}). The official files are fetched when queued if "
                          "they are missing. Files are re-read only when they change."),
             inputs=[
                 io.Combo.Input("embedder_name",
                                options=folders.with_official(folders.EMBEDDER_FOLDER,
                                                              folders.list_files(folders.EMBEDDER_FOLDER)),
-                               tooltip="Embedder in models/audiotoken: the official embedder_learned_embeds.bin "
-                                       "or a .safetensors written by the AudioToken trainer." + OFFICIAL_NOTE
+                               tooltip=f"Embedder in models/{folders.EMBEDDER_FOLDER}: the official "
+                                       f"{sources.official('embedder').name} or a .safetensors written by the "
+                                       "AudioToken trainer." + OFFICIAL_NOTE
                                        + folders.fetch_note(folders.EMBEDDER_FOLDER)),
                 io.Combo.Input("audio_encoder_name",
                                options=folders.with_official(folders.ENCODER_FOLDER, folders.beats_names(encoders)),
-                               tooltip="BEATs checkpoint in models/audio_encoders, e.g. "
-                                       "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt (the official one). Only "
+                               tooltip=f"BEATs checkpoint in models/{folders.ENCODER_FOLDER}, e.g. "
+                                       f"{sources.official('audio_encoder').name} (the official one). Only "
                                        "BEATs files are listed: ComfyUI's own wav2vec2/Whisper encoders share "
                                        "this folder." + folders.left_out_note(encoders) + OFFICIAL_NOTE
                                        + folders.fetch_note(folders.ENCODER_FOLDER)),
-                io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
-                               tooltip="auto: fp32 on CPU, fp16 (else bf16) on GPUs that support it. "
+                io.Combo.Input("precision", options=list(CHOICES), default=AUTO,
+                               tooltip=f"BEATs' precision. {RULE}; ComfyUI's --force-fp32 / --force-fp16 count. "
                                        "The embedder itself always runs in fp32."),
             ],
             outputs=[AudioTokenModelType.Output(display_name="AUDIOTOKEN_MODEL",
@@ -68,10 +71,10 @@ class AudioTokenModelLoader(io.ComfyNode):
                 folders.file_fingerprint(folders.ENCODER_FOLDER, audio_encoder_name), precision)
 
     @classmethod
-    def execute(cls, embedder_name, audio_encoder_name, precision="auto") -> io.NodeOutput:
+    def execute(cls, embedder_name, audio_encoder_name, precision=AUTO) -> io.NodeOutput:
         host_compat.require("model folders")
         host_compat.require("model loading")
-        problem = combo_problem("precision", precision, PRECISIONS)
+        problem = combo_problem("precision", precision, CHOICES)
         if problem:
             raise ValueError(problem)
         # Both official files are fetched before either failure is reported, so one message names every file

@@ -12,13 +12,13 @@ import comfy.model_patcher
 import comfy.utils
 import torch
 
+from ..audiotoken_core import precision as precisions
 from ..audiotoken_core.beats import load_beats
 from ..audiotoken_core.embedder import load_embedder
 from ..audiotoken_core.labels import beats_classes
 from ..audiotoken_core.pipeline import AudioTokenizer, Encoded
 from ..audiotoken_core.schedule import ScheduledTokens, encode_schedule
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _CACHE_SIZE = 2
 _cache: OrderedDict[tuple, "AudioTokenModel"] = OrderedDict()
 _cache_lock = threading.Lock()
@@ -81,21 +81,13 @@ def host_progress():
 
 
 def pick_dtype(precision: str, device) -> torch.dtype:
-    """fp32 on CPU (half precision is slower there and less accurate); half precision on GPUs that do it well."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if mm.is_device_cpu(device) or precision == "fp32":
-        return torch.float32
-    if precision == "fp16":
-        return torch.float16
-    if precision == "bf16":
-        return torch.bfloat16
-    # BEATs was trained in fp16 and its attention is written to stay in fp16 range; bf16 loses more mantissa.
-    if mm.should_use_fp16(device, prioritize_performance=False):
-        return torch.float16
-    if mm.should_use_bf16(device, prioritize_performance=False):
-        return torch.bfloat16
-    return torch.float32
+    """`audiotoken_core.precision.resolve` with the host's answers for what the device runs well: its device
+    checks and its --force-fp32 / --force-fp16 flags (--force-fp16 rules bf16 out, which the host's own
+    `should_use_bf16` does not)."""
+    forced_fp16 = bool(getattr(getattr(mm, "args", None), "force_fp16", False))
+    return precisions.resolve_dtype(
+        precision, device, fp16_ok=mm.should_use_fp16(device, prioritize_performance=False),
+        bf16_ok=not forced_fp16 and mm.should_use_bf16(device, prioritize_performance=False))
 
 
 def _file_key(path: str) -> tuple:

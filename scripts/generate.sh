@@ -12,19 +12,9 @@ cd "$ROOT"
 VENV="${AUDIOTOKEN_VENV:-.venv}"
 for arg in "$@"; do
     if [ "$arg" = "-h" ] || [ "$arg" = "--help" ]; then
-        # At once and without a venv: train/generate.py's own parser, read from its source (torch only gives
-        # --device its default, which the help does not show).
-        python3 - "$ROOT/train/generate.py" <<'PY'
-import argparse, ast, sys
-from pathlib import Path
-src = Path(sys.argv[1]).read_text()
-tree = ast.parse(src)
-fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "build_parser")
-cuda = type("cuda", (), {"is_available": staticmethod(lambda: False)})
-space = {"argparse": argparse, "Path": Path, "__doc__": ast.get_docstring(tree), "torch": type("torch", (), {"cuda": cuda})}
-exec(compile(ast.Module([fn], []), "train/generate.py", "exec"), space)
-space["build_parser"]().print_help()
-PY
+        # At once and without a venv: the options are stdlib dataclasses (train/generate_config.py), so the
+        # system Python prints them before torch is installed.
+        python3 -c 'from train.generate_config import build_parser; build_parser().print_help()'
         echo
         echo "The first run makes a Python environment in $VENV (torch 2.9.1, diffusers, transformers, ...)."
         exit 0

@@ -104,5 +104,5 @@ def test_no_download_names_what_to_put_where(world, tmp_path):
     err = proc.stderr
     for name in (EMBEDDER.name, BEATS.name, SD.name, "lora_layers_learned_embeds.bin"):
         assert f"put {name}" in err and str(tmp_path / "empty" / name) in err, err
-    assert "github.com/guyyariv/AudioToken/raw/master/output/embedder_learned_embeds.bin" in err
+    assert EMBEDDER.url in err  # the official address, pinned to a commit
     assert not (tmp_path / "empty").exists()

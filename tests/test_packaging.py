@@ -135,6 +135,18 @@ def test_registry_models_are_the_official_sources():
     assert listed == official
 
 
+def test_every_official_address_is_pinned():
+    """A GitHub address names a commit; the one exception is the Space's BEATs, and sources.py says why."""
+    import re
+
+    from audiotoken_core import sources
+
+    pinned = re.compile(r"/(raw|resolve)/[0-9a-f]{40}/")
+    unpinned = [s for s in sources.SOURCES if s.url and not pinned.search(s.url)]
+    assert [s.kind for s in unpinned] == ["audio_encoder"] and "huggingface.co/spaces/" in unpinned[0].url
+    assert all(pinned.search(s.url) for s in sources.SOURCES if s.url and "github.com" in s.url)
+
+
 def test_comfy_node_validate(tmp_path):
     """comfy-cli's own pre-publish check (the registry action runs the same parser) reads every field."""
     comfy = Path(sys.executable).with_name("comfy")

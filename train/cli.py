@@ -11,13 +11,15 @@ import json
 import logging
 import sys
 
+from audiotoken_core.command_name import command_name
+
 from .config import TrainConfig
 from .options import add_options, given
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m train",
+        prog=command_name(__package__),
         description="Train an AudioToken Embedder (frozen BEATs + frozen Stable Diffusion).",
     )
     parser.add_argument("--config", help="JSON file of settings (command-line options override it)")

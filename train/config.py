@@ -7,11 +7,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from audiotoken_core import precision, sources
 from audiotoken_core.audio import WINDOW_SECONDS
 
 from .families.flow import WEIGHTING_SCHEMES
 from .options import flag, option
-from .precision import PRECISIONS, respelled
 
 _IO = "inputs and outputs"
 _RECIPE = "the recipe (defaults: the official code's)"
@@ -29,7 +29,7 @@ class TrainConfig:
         "", "diffusers folder (SD1.x, SD2.x, SDXL, Flux.1, SD3.5, Qwen-Image, Z-Image: the family is read from its "
         "model_index.json) or single-file checkpoint (SD1.x, SD2.x, SDXL)", group=_IO)
     beats: str = option(
-        "", "BEATs checkpoint (.pt or .safetensors), e.g. BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt",
+        "", f"BEATs checkpoint (.pt or .safetensors), e.g. {sources.official('audio_encoder').name}",
         group=_IO)
     output_dir: str = option("runs/audiotoken", "run folder: checkpoints, cache, logs, final weights", group=_IO)
     base_config: str | None = option(None, "diffusers config folder for a single-file --base-model", group=_IO)
@@ -110,11 +110,11 @@ class TrainConfig:
         group=_SPEED)
     cache_dir: str | None = option(None, "cache folder (default: <output-dir>/cache)", group=_SPEED)
     cache_windows: int = option(2, "random windows (and frames) cached per clip", group=_SPEED)
-    cache_dtype: str = option("fp16", "feature storage type", group=_SPEED, choices=PRECISIONS)
+    cache_dtype: str = option("fp16", "feature storage type", group=_SPEED, choices=precision.NAMES)
     precompute_batch: int = option(8, "windows per BEATs/VAE batch in the precompute pass", group=_SPEED)
     precompute_only: bool = option(False, "build the cache and stop", group=_SPEED)
-    mixed_precision: str = option("auto", "auto: bf16 (or fp16) on GPU, fp32 on CPU", group=_SPEED,
-                                  choices=("auto", *PRECISIONS))
+    mixed_precision: str = option("auto", f"precision of the steps; {precision.RULE}", group=_SPEED,
+                                  choices=precision.CHOICES)
     gradient_checkpointing: bool = option(False, "trade compute for memory in UNet and text encoder", group=_SPEED)
     compile: bool = option(False, "torch.compile the UNet", group=_SPEED)
     num_workers: int = option(0, "DataLoader worker processes", group=_SPEED)
@@ -141,7 +141,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.split in ("all", ""):
             self.split = None
-        self.mixed_precision, self.cache_dtype = respelled(self.mixed_precision), respelled(self.cache_dtype)
+        self.mixed_precision = precision.respelled(self.mixed_precision)
+        self.cache_dtype = precision.respelled(self.cache_dtype)
         self.layers = tuple(int(x) for x in self.layers)
         self.exclude = list(self.exclude or [])
         self.validation_audio = list(self.validation_audio or [])

@@ -2,10 +2,9 @@
 
     python -m train.generate --audio dog.wav --prompt "a photo of <audio>" --out out/
 
-Without --base-model, --embedder and --beats it uses the official files (SD 1.5 as a diffusers folder, the
-official Embedder, BEATs) from a cache folder (--cache-dir, $AUDIOTOKEN_CACHE, default ~/.cache/audiotoken) and
-downloads the missing ones first, each verified before use (--no-download: list them instead). A missing path
-given explicitly is downloaded too when its name is one of the official files.
+The options are the fields of `train.generate_config.GenerateConfig` (their help says what each does). Without
+--base-model, --embedder and --beats it uses the official files (`audiotoken_core.sources`) from a cache folder
+and downloads the missing ones first, each verified before use (--no-download: list them instead).
 
 Every family of `train/families/` draws (SD1/SD2/SDXL, Flux.1, SD3.5, Qwen-Image, Z-Image, Flux.2 klein
 and dev), read
@@ -16,7 +15,6 @@ the empty prompt, as in the original inference code.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -24,8 +22,11 @@ from pathlib import Path
 
 import torch
 
+from audiotoken_core import sources
+
+from .generate_config import SAMPLING, GenerateConfig, build_parser
 from .inject import count_placeholders
-from .precision import torch_dtype
+from .options import given
 
 log = logging.getLogger("train.generate")
 
@@ -37,15 +38,15 @@ def missing_files(base_model: str | None, embedder: str | None, beats: str | Non
     problems = []
     if beats is not None and not Path(beats).is_file():
         problems.append(
-            f"BEATs audio encoder: {beats} not found. Put BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt there "
+            f"BEATs audio encoder: {beats} not found. Put {sources.official('audio_encoder').name} there "
             "(the Microsoft Azure link is dead; mirrors are listed in docs/training.md, e.g. the HF Space "
             "GuyYariv/AudioToken models/ folder)"
         )
     if embedder is not None and not Path(embedder).is_file():
+        official = sources.official("embedder")
         problems.append(
             f"Embedder: {embedder} not found. Use a file written by `python -m train` "
-            "(audiotoken-embedder.safetensors) or the official output/embedder_learned_embeds.bin from "
-            "github.com/guyyariv/AudioToken"
+            f"(audiotoken-embedder.safetensors) or the official {official.name} ({official.url})"
         )
     if base_model is not None:
         problems += missing_base_files(base_model, base_config)
@@ -73,7 +74,7 @@ class AudioImageGenerator:
         problems = missing_files(base_model, embedder_path, beats_path, base_config)
         if lora is not None and not Path(lora).is_file():
             problems.append(f"LoRA: {lora} not found (audiotoken-lora.safetensors from the training output folder, "
-                            "or the official lora_layers_learned_embeds.bin: --lora official)")
+                            f"or the official {sources.official('lora').name}: --lora official)")
         if problems:
             raise MissingModelError("missing model files:\n  - " + "\n  - ".join(problems))
         base = load_base_model(base_model, base_config, dtype=dtype)
@@ -127,9 +128,9 @@ class AudioImageGenerator:
         default_h, default_w = self.base.default_size
         return height or default_h, width or default_w
 
-    def images_for_tokens(self, tokens: dict[str, torch.Tensor], prompt: str = "a photo of <audio>", seeds=(0,),
-                          steps: int = 30, guidance: float = 7.5, height: int | None = None,
-                          width: int | None = None) -> list[list]:
+    def images_for_tokens(self, tokens: dict[str, torch.Tensor], prompt: str = SAMPLING.prompt, seeds=(0,),
+                          steps: int = SAMPLING.steps, guidance: float = SAMPLING.guidance,
+                          height: int | None = None, width: int | None = None) -> list[list]:
         """Per sound (row b of each `[B, n, D]` token tensor), per seed: a PIL image."""
         if count_placeholders(prompt) == 0:
             raise ValueError(f"the prompt {prompt!r} has no placeholder: write <audio> (or <*>) where the sound goes")
@@ -158,35 +159,22 @@ class AudioImageGenerator:
         finally:
             self.embedder.train(was)
 
-    def images_for_audio(self, waveform, sample_rate: int, prompt: str = "a photo of <audio>", seeds=(0,),
-                         steps: int = 30, guidance: float = 7.5, height=None, width=None,
+    def images_for_audio(self, waveform, sample_rate: int, prompt: str = SAMPLING.prompt, seeds=(0,),
+                         steps: int = SAMPLING.steps, guidance: float = SAMPLING.guidance, height=None, width=None,
                          offset_s: float = 0.0, mode: str = "first") -> list[list]:
         tokens = self.tokens_for_audio(waveform, sample_rate, offset_s, mode)
         return self.images_for_tokens(tokens, prompt, seeds, steps, guidance, height, width)
 
-    def images_for_text(self, prompt: str, seeds=(0,), steps: int = 30, guidance: float = 7.5,
-                        height=None, width=None) -> list:
+    def images_for_text(self, prompt: str, seeds=(0,), steps: int = SAMPLING.steps,
+                        guidance: float = SAMPLING.guidance, height=None, width=None) -> list:
         """Plain text-to-image with the same pipeline (for comparisons); one image per seed."""
         height, width = self._size(height, width)
         return self._run(self._conditioning(prompt, None, 1), self._conditioning("", None, 1),
                          seeds, steps, guidance, height, width)
 
 
-# option -> (official file or folder in the cache, its kind in audiotoken_core.sources)
-OFFICIAL_FILES = {"base_model": ("stable-diffusion-v1-5", "base_model"), "embedder": ("embedder_learned_embeds.bin", "embedder"),
-                  "beats": ("BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt", "audio_encoder"),
-                  "lora": ("lora_layers_learned_embeds.bin", "lora")}
-
-
-def default_dtype(base_model: Path) -> str:
-    if not torch.cuda.is_available():
-        return "fp32"
-    from .families import family_for, unet
-
-    folder = Path(base_model)
-    if folder.is_dir() and (folder / "model_index.json").is_file() and family_for(folder) is not unet:
-        return "bf16"
-    return "fp16"
+# option -> the kind of official file it takes when left out (`audiotoken_core.sources`)
+OFFICIAL_KINDS = {"base_model": "base_model", "embedder": "embedder", "beats": "audio_encoder", "lora": "lora"}
 
 
 def default_cache_dir() -> Path:
@@ -195,44 +183,13 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "audiotoken"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train.generate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--audio", nargs="+", required=True, help="sound or video file(s)")
-    p.add_argument("--prompt", default="a photo of <audio>", help="must contain <audio> (or <*>)")
-    p.add_argument("--base-model", help="diffusers folder or single-file checkpoint (default: SD 1.5 in the cache)")
-    p.add_argument("--base-config", help="diffusers config folder for a single-file checkpoint")
-    p.add_argument("--embedder", help="audiotoken-embedder.safetensors or embedder_learned_embeds.bin "
-                                      "(default: the official one in the cache)")
-    p.add_argument("--beats", help="BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt (default: in the cache)")
-    p.add_argument("--lora", help="UNet LoRA: ours (audiotoken-lora.safetensors), the official "
-                                  "lora_layers_learned_embeds.bin ('official': from the cache), ComfyUI/kohya or peft "
-                                  "files. Off by default: the paper trains only the Embedder")
-    p.add_argument("--cache-dir", type=Path, default=None,
-                   help="where the official files are kept (default: $AUDIOTOKEN_CACHE or ~/.cache/audiotoken)")
-    p.add_argument("--download", action=argparse.BooleanOptionalAction, default=True,
-                   help="fetch missing official files, verified before use (--no-download: list them and stop)")
-    p.add_argument("--out", default="generated", help="output folder")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--guidance", type=float, default=7.5)
-    p.add_argument("--height", type=int)
-    p.add_argument("--width", type=int)
-    p.add_argument("--offset", type=float, default=0.0, help="window start in seconds")
-    p.add_argument("--mode", choices=["first", "mean"], default="first", help="one window, or the mean over all windows")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"],
-                   help="default: fp32 on CPU; on GPU fp16 for SD models, bf16 for the transformer families "
-                        "(whose published weights are bf16)")
-    return p
-
-
-def model_paths(args) -> dict[str, Path | None]:
+def model_paths(cfg: GenerateConfig) -> dict[str, Path | None]:
     """The four model locations: as given, or the official files in the cache folder."""
-    cache = args.cache_dir or default_cache_dir()
-    paths = {role: Path(getattr(args, role)) if getattr(args, role) else cache / OFFICIAL_FILES[role][0]
-             for role in ("base_model", "embedder", "beats")}
-    official_lora = cache / OFFICIAL_FILES["lora"][0]
-    paths["lora"] = None if not args.lora else official_lora if args.lora == "official" else Path(args.lora)
+    cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+    paths = {role: Path(getattr(cfg, role)) if getattr(cfg, role)
+             else cache / sources.official(OFFICIAL_KINDS[role]).name for role in ("base_model", "embedder", "beats")}
+    official_lora = cache / sources.official("lora").name
+    paths["lora"] = None if not cfg.lora else official_lora if cfg.lora == "official" else Path(cfg.lora)
     return paths
 
 
@@ -248,14 +205,13 @@ def fetch_missing(paths: dict[str, Path | None], base_config: str | None, downlo
     still missing. Paths that are not official files are left to `missing_files`."""
     from audiotoken_core import download as dl
     from audiotoken_core.snapshot import fetch_snapshot
-    from audiotoken_core import sources
 
     left = {}
     for role, path in paths.items():
         if path is None or not _is_missing(role, path, base_config):
             continue
         source = sources.find(path.name)
-        if source is None or source.kind != OFFICIAL_FILES[role][1]:
+        if source is None or source.kind != OFFICIAL_KINDS[role]:
             continue
         if not download:
             left[role] = dl.where_to_put(source, path) + " (or run without --no-download to fetch it)"
@@ -272,48 +228,49 @@ def fetch_missing(paths: dict[str, Path | None], base_config: str | None, downlo
 
 def main(argv=None) -> int:
     from audiotoken_core.download import DownloadError
+    from audiotoken_core.precision import resolve_dtype
 
     from .data.decode import DecodeError, decode_audio
     from .models import MissingModelError
 
-    args = build_parser().parse_args(argv)
+    cfg = GenerateConfig(**given(build_parser().parse_args(argv), GenerateConfig))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for chatty in ("httpx", "httpx2", "huggingface_hub"):  # one line per HTTP request drowns the progress bars
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    missing_audio = [f"audio file {a} not found" for a in args.audio if not Path(a).is_file()]
-    paths = model_paths(args)
+    missing_audio = [f"audio file {a} not found" for a in cfg.audio if not Path(a).is_file()]
+    paths = model_paths(cfg)
     try:
         # a mistyped sound must not cost gigabytes first: then the missing models are only listed
-        official = fetch_missing(paths, args.base_config, args.download and not missing_audio)
+        official = fetch_missing(paths, cfg.base_config, cfg.download and not missing_audio)
     except DownloadError as exc:
         print(f"cannot download: {exc}", file=sys.stderr)
         return 2
-    given = [None if role in official else str(paths[role]) for role in ("base_model", "embedder", "beats")]
-    problems = missing_audio + list(official.values()) + missing_files(*given, args.base_config)
+    present = [None if role in official else str(paths[role]) for role in ("base_model", "embedder", "beats")]
+    problems = missing_audio + list(official.values()) + missing_files(*present, cfg.base_config)
     if paths["lora"] is not None and "lora" not in official and not paths["lora"].is_file():
         problems.append(f"LoRA: {paths['lora']} not found (--lora official fetches the official one)")
     if problems:
         print("cannot generate; missing files:\n  - " + "\n  - ".join(problems), file=sys.stderr)
         return 2
-    dtype = torch_dtype(args.dtype or default_dtype(paths["base_model"]))
+    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         gen = AudioImageGenerator.from_files(str(paths["base_model"]), str(paths["embedder"]), str(paths["beats"]),
-                                             args.device, dtype, base_config=args.base_config,
+                                             device, resolve_dtype(cfg.dtype, device), base_config=cfg.base_config,
                                              lora=str(paths["lora"]) if paths["lora"] else None)
     except (MissingModelError, ValueError) as exc:
         print(f"cannot load models: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out)
+    out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    for audio in args.audio:
+    for audio in cfg.audio:
         try:
             samples, rate = decode_audio(audio)
         except DecodeError as exc:
             print(f"skipping {audio}: {exc}", file=sys.stderr)
             continue
-        rows = gen.images_for_audio(torch.from_numpy(samples), rate, args.prompt, args.seeds, args.steps,
-                                    args.guidance, args.height, args.width, args.offset, args.mode)
-        for seed, image in zip(args.seeds, rows[0]):
+        rows = gen.images_for_audio(torch.from_numpy(samples), rate, cfg.prompt, cfg.seeds, cfg.steps,
+                                    cfg.guidance, cfg.height, cfg.width, cfg.offset, cfg.mode)
+        for seed, image in zip(cfg.seeds, rows[0]):
             path = out / f"{Path(audio).stem}_seed{seed}.png"
             image.save(path)
             print(path)

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import torch
 
+from audiotoken_core import sources
+from audiotoken_core.precision import resolve, torch_dtype
+
 from .batches import Batch, RawViews, StepBatches, collate
 from .config import TrainConfig
 from .losses import NonFiniteLossError
 from .optim import Optimization, build_optimization
-from .precision import accelerate_name, resolve_mixed_precision, torch_dtype
 from .run_state import Run
 from .trainable import build_embedder, load_trainable, trainable_state
 from .trainer import Trainer
@@ -69,8 +71,8 @@ def _accelerator(config: TrainConfig):
     # may ask for another precision, so forget the previous run's choice (the process group stays)
     AcceleratorState._reset_state(reset_partial_state=False)
     cpu = not torch.cuda.is_available()
-    mixed = resolve_mixed_precision(config.mixed_precision, PartialState(cpu=cpu).device)
-    return Accelerator(mixed_precision=accelerate_name(mixed), cpu=cpu), mixed
+    mixed = resolve(config.mixed_precision, PartialState(cpu=cpu).device)
+    return Accelerator(mixed_precision="no" if mixed == "fp32" else mixed, cpu=cpu), mixed  # accelerate's fp32: "no"
 
 
 def setup_run(config: TrainConfig) -> Run:
@@ -84,7 +86,7 @@ def setup_run(config: TrainConfig) -> Run:
     config.validate()
     if not Path(config.beats).is_file():
         raise MissingModelError(
-            f"BEATs checkpoint {config.beats} not found: download BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt "
+            f"BEATs checkpoint {config.beats} not found: download {sources.official('audio_encoder').name} "
             "(see docs/training.md for working mirrors) and pass its path with --beats"
         )
     config.output_path.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from audiotoken_core.sources import official
+
 log = logging.getLogger("train.lora")
 
 
@@ -46,7 +48,7 @@ def read_lora_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     except ValueError as exc:
         raise ValueError(
             f"{path.name}: not a LoRA file that can be read, neither a torch checkpoint nor a .safetensors file "
-            f"({exc}). Expected the official lora_layers_learned_embeds.bin, a ComfyUI/kohya or AudioToken "
+            f"({exc}). Expected the official {official('lora').name}, a ComfyUI/kohya or AudioToken "
             ".safetensors, or a peft adapter_model.safetensors") from exc
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not tensors:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from audiotoken_core.sources import official
+
 __all__ = ["MissingModelError", "load_base_model", "missing_base_files"]
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
@@ -20,7 +22,7 @@ def base_model_help(path: str | Path) -> str:
     return (
         f"put a diffusers model folder at {path} (model_index.json, unet/, vae/, text_encoder/, tokenizer/, "
         "scheduler/ and for SDXL text_encoder_2/, tokenizer_2/), e.g. `huggingface-cli download "
-        f"stable-diffusion-v1-5/stable-diffusion-v1-5 --local-dir {path}`; or a Flux.1, SD3.5, Qwen-Image or Z-Image "
+        f"{official('base_model').hf_repo} --local-dir {path}`; or a Flux.1, SD3.5, Qwen-Image or Z-Image "
         "diffusers folder (transformer/ instead of unet/, e.g. `huggingface-cli download "
         f"black-forest-labs/FLUX.1-dev --local-dir {path}`); or pass a single-file SD checkpoint "
         "(.safetensors/.ckpt) together with --base-config pointing at such a folder (configs and tokenizer "

@@ -1,9 +1,11 @@
 """Command lines built from settings dataclasses: each field is written once, with its help in the field.
 
 A field declared with `option(default, "help", ...)` becomes `--field-name`. Its type comes from the annotation:
-`bool` takes `--x/--no-x`, `list[str]` one or more values, `tuple[int, ...]` / `tuple[str, ...]` a comma list,
+`bool` takes `--x/--no-x`, `list[str]` / `list[int]` one or more values, `tuple[int, ...]` / `tuple[str, ...]` a comma list,
 `int`/`float`/`str` (optionally `| None`) one value. Options left out keep the dataclass default, so a settings
 file (or a caller) can supply them instead.
+
+Plain stdlib, as the settings modules that use it: `--help` needs no torch.
 """
 
 from __future__ import annotations
@@ -53,7 +55,13 @@ def _comma_list(item: type):
 def _default_text(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(map(str, value))
+    if isinstance(value, list):
+        return " ".join(map(str, value))
     return str(value)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not _MISSING else f.default
 
 
 def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
@@ -74,13 +82,14 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
             kwargs["choices"] = meta["choices"]
         if meta["metavar"]:
             kwargs["metavar"] = meta["metavar"]
-        if not required and f.default is not _MISSING and f.default not in (None, "", ()):
-            kwargs["help"] += f" (default: {_default_text(f.default)})"
+        if not required and _default(f) not in (None, "", (), []):
+            kwargs["help"] += f" (default: {_default_text(_default(f))})"
         origin = typing.get_origin(kind)
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif origin is list:
             kwargs["nargs"] = "+"
+            kwargs["type"] = typing.get_args(kind)[0]
         elif origin is tuple:
             kwargs["type"] = _comma_list(typing.get_args(kind)[0])
         elif kind in (int, float, str):

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import torch
 
+from audiotoken_core.precision import torch_dtype
+
 from .config import TrainConfig
-from .precision import torch_dtype
 
 
 @dataclass
@@ -17,7 +18,7 @@ class Run:
 
     config: TrainConfig
     accelerator: object
-    mixed: str  # one of train.precision.PRECISIONS
+    mixed: str  # one of audiotoken_core.precision.NAMES
     dataset: object  # train.data.ClipDataset
     base: object  # a family of train/families (train.models.load_base_model)
     beats: torch.nn.Module

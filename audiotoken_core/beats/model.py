@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..sources import official
 from .config import BEATsConfig
 from .fbank import compute_fbank, min_samples, num_tokens, valid_lengths
 
@@ -313,8 +314,7 @@ class BEATs(nn.Module):
                     "(predictor.*) are not in the file, e.g. a .safetensors converted before conversions kept them; "
                     "convert the official .pt again")
         return ("this BEATs checkpoint has no AudioSet head (it is a pre-trained, not fine-tuned, checkpoint), so it "
-                "cannot name the sounds it hears; use a fine-tuned one such as "
-                "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt")
+                f"cannot name the sounds it hears; use a fine-tuned one such as {official('audio_encoder').name}")
 
 
 def mean_over_patches(logits: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:

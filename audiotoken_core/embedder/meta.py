@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from ..audio import TARGET_RATE, WINDOW_SECONDS
+from ..sources import official
 
-OFFICIAL_AUDIO_ENCODER = "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2"
+# The audio encoder an embedder reads unless its metadata names another: the official BEATs file's name, less
+# its extension.
+OFFICIAL_AUDIO_ENCODER = os.path.splitext(official("audio_encoder").name)[0]
 DEFAULT_LAYERS = (4, 8, 12)
 
 # The host's textual-inversion keys (`SDTokenizer.embedding_key`) and widths (`embedding_size`) of the text

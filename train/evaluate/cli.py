@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from audiotoken_core.command_name import command_name
+
 from ..models import MissingModelError
 from ..options import add_options, given
 from . import report as rep
@@ -17,7 +19,7 @@ from .run import evaluate
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m train.evaluate",
+        prog=command_name(__package__),
         description="Score an AudioToken embedder: AIS, IIS, AIC (top-1/5) and FID with bootstrap CIs, "
         "against text-upper-bound, null-token, BEATs-label and ground-truth reference rows.",
     )

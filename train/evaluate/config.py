@@ -1,11 +1,14 @@
-"""Everything one evaluation run is told: data, models, generation settings, what to compute, output."""
+"""Everything one evaluation run is told: data, models, generation settings, what to compute, output.
+
+The generator's files, precision and sampling settings are `train.generate`'s own (`train.generate_config`):
+one field and one default each for both commands."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..generate_config import GENERATION, GeneratorFiles, Sampling
 from ..options import option
-from ..precision import PRECISIONS, respelled
 from . import generation as gen
 from . import heard
 from . import model_files as files
@@ -14,46 +17,30 @@ from .scoring import METRICS
 ALL_ROWS = (*gen.ROWS_GENERATED, "ground_truth")
 # The BEATs-label rows are opt-in: they need the AudioSet head and cost two more generations per clip.
 DEFAULT_ROWS = ("audio", "text", "null", "ground_truth")
-_DATA, _GENERATOR, _SCORERS = "data", "generator", "scoring models (local files only)"
-_GENERATION, _COMPUTE, _OUTPUT = "generation", "what to compute", "statistics and output"
+_DATA, _SCORERS = "data", "scoring models (local files only)"
+_COMPUTE, _OUTPUT = "what to compute", "statistics and output"
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(Sampling, GeneratorFiles):
     data: str = option(help="dataset folder or file (any layout the trainer reads)", group=_DATA)
     out: str = option(help="output folder (images, feature cache, reports)", group=_DATA)
     split: str | None = option("test", "split to score ('all' for every clip)", group=_DATA)
     limit: int | None = option(None, "score a seeded random subset of this many clips", group=_DATA)
-    base_model: str | None = option(None, "diffusers folder of the base model (e.g. SD-1.4)", group=_GENERATOR)
-    embedder: str | None = option(None, "embedder weights (official .bin or our .safetensors)", group=_GENERATOR)
-    beats: str | None = option(None, "BEATs checkpoint (.pt or .safetensors)", group=_GENERATOR)
-    base_config: str | None = option(
-        None, "diffusers config folder when --base-model is a single-file checkpoint", group=_GENERATOR)
-    lora: str | None = option(
-        None, "UNet LoRA to score with: ours (audiotoken-lora.safetensors), the official "
-        "lora_layers_learned_embeds.bin, ComfyUI/kohya or peft files. Leave it out to score without (the paper's "
-        "setting); use another --out for each, results.md says which", group=_GENERATOR)
-    dtype: str = option("fp16", "precision of the generator (fp16 falls back to fp32 on CPU)", group=_GENERATOR,
-                        choices=PRECISIONS)
     clip_b32: str | None = option(None, f"transformers folder of {files.CLIP_B32_SOURCE} (AIS)", group=_SCORERS)
     clip_l14: str | None = option(None, f"transformers folder of {files.CLIP_L14_SOURCE} (IIS, AIC)",
                                   group=_SCORERS)
     wav2clip: str | None = option(None, "Wav2CLIP.pt checkpoint (AIS)", group=_SCORERS)
     inception: str | None = option(None, f"{files.FID_WEIGHTS_NAME} (FID)", group=_SCORERS)
-    prompt: str = option("a photo of <audio>", "prompt with the audio placeholder <audio> or <*>", group=_GENERATION)
-    n_images: int = option(1, "images per clip (seeds seed..seed+n-1)", group=_GENERATION)
-    seed: int = option(0, "first seed", group=_GENERATION)
-    steps: int = option(50, "sampling steps", group=_GENERATION)
-    guidance: float = option(7.5, "classifier-free guidance scale", group=_GENERATION)
-    height: int | None = option(None, "image height (default: the model's)", group=_GENERATION)
-    width: int | None = option(None, "image width (default: the model's)", group=_GENERATION)
-    null_token: str = option("zero", "the null-token row's token", group=_GENERATION, choices=("zero", "random"))
+    n_images: int = option(1, "images per clip (seeds seed..seed+n-1)", group=GENERATION)
+    seed: int = option(0, "first seed", group=GENERATION)
+    null_token: str = option("zero", "the null-token row's token", group=GENERATION, choices=("zero", "random"))
     label_k: int = option(heard.DEFAULT_K, "labels rows: at most this many BEATs AudioSet labels per prompt, best "
-                          "first", group=_GENERATION)
+                          "first", group=GENERATION)
     label_threshold: float = option(
         heard.DEFAULT_THRESHOLD, "labels rows: leave out labels scoring below this probability (a clip where none "
-        "reaches it gets its best label)", group=_GENERATION)
-    gen_batch: int = option(4, "clips per generator call", group=_GENERATION)
+        "reaches it gets its best label)", group=GENERATION)
+    gen_batch: int = option(4, "clips per generator call", group=GENERATION)
     rows: tuple[str, ...] = option(
         DEFAULT_ROWS, f"comma list of {', '.join(ALL_ROWS)} (the labels rows need a fine-tuned BEATs, which holds "
         "the AudioSet head)", group=_COMPUTE)
@@ -77,9 +64,9 @@ class EvalConfig:
     progress: bool = option(True, "show progress bars", group=_OUTPUT)
 
     def __post_init__(self):
+        super().__post_init__()
         if self.split in ("all", ""):
             self.split = None
-        self.dtype = respelled(self.dtype)
         self.rows, self.metrics = tuple(self.rows), tuple(self.metrics)
 
     @property

@@ -40,15 +40,17 @@ ROW_IDENTITY = {
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    prompt: str = "a photo of <audio>"
-    seeds: tuple[int, ...] = (0,)
-    steps: int = 50
-    guidance: float = 7.5
-    height: int | None = None
-    width: int | None = None
-    null_token: str = "zero"  # or "random"
-    label_k: int = heard.DEFAULT_K
-    label_threshold: float = heard.DEFAULT_THRESHOLD
+    """What one row's images depend on besides the models (`EvalConfig.settings()`, which holds the defaults)."""
+
+    prompt: str
+    seeds: tuple[int, ...]
+    steps: int
+    guidance: float
+    height: int | None
+    width: int | None
+    null_token: str  # "zero" or "random"
+    label_k: int
+    label_threshold: float
 
     def signature(self, row: str, extra: dict | None = None) -> dict:
         """What must match for a saved image to be reused."""
@@ -213,12 +215,11 @@ def _file_identity(path) -> str:
 
 def load_row_generator(cfg, device) -> AudioTokenRows:
     """The trainer's generator wrapped for the evaluation's rows."""
-    from ..generate import AudioImageGenerator
-    from ..precision import torch_dtype
+    from audiotoken_core.precision import resolve_dtype
 
-    dtype = torch_dtype(cfg.dtype)
-    if torch.device(device).type == "cpu" and dtype == torch.float16:
-        dtype = torch.float32  # half precision convolutions are unsupported or very slow on CPU
+    from ..generate import AudioImageGenerator
+
+    dtype = resolve_dtype(cfg.dtype, device)
     generator = AudioImageGenerator.from_files(
         cfg.base_model, cfg.embedder, cfg.beats, device=device, dtype=dtype, base_config=cfg.base_config, lora=cfg.lora
     )
