@@ -13,9 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from train.tiny.beats import write_tiny_official_beats
+from testkit.beats import write_tiny_official_beats
+from testkit.sd import write_tiny_sd
+
 from .media import write_picture, write_wav
-from train.tiny.sd import write_tiny_sd
 
 _WORLDS: dict[str, dict] = {}
 
