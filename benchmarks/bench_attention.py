@@ -53,15 +53,6 @@ VARIANTS = {
 }
 
 
-def random_beats(cfg: dict, device="cpu", dtype=torch.float32):
-    """BEATs of this official-layout cfg with the test factory's O(1)-scaled random weights."""
-    from audiotoken_core.beats import BEATsConfig
-    from audiotoken_core.beats.loading import build_beats
-    from train.tiny.beats import tiny_official_state_dict
-
-    return build_beats(BEATsConfig.from_dict(dict(cfg)), tiny_official_state_dict(cfg), "random", device, dtype)
-
-
 def use_variant(beats, name: str) -> None:
     attend, bias = VARIANTS[name]
     for module in beats.modules():
@@ -115,7 +106,7 @@ def compare(beats, wave: torch.Tensor, repeats: int, variants=tuple(VARIANTS)) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.train_throughput import FULL_BEATS_CFG
+    from testkit.beats import random_beats
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
@@ -128,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    beats = random_beats(FULL_BEATS_CFG, device, precision.torch_dtype(args.dtype))
+    beats = random_beats(device=device, dtype=precision.torch_dtype(args.dtype))
     gen = torch.Generator().manual_seed(0)
     wave = (torch.randn(args.batch, int(args.seconds * 16000), generator=gen) * 0.1).to(device)
     result = compare(beats, wave, args.repeats)

@@ -26,17 +26,9 @@ from dataclasses import dataclass, field
 import torch
 
 from benchmarks import provenance
-from train.tiny.host import PACK, comfy_in_process, pack_module
+from testkit.beats import full_size_audio
+from testkit.host import PACK, comfy_in_process, pack_module
 
-OFFICIAL_BEATS_CFG = {
-    "input_patch_size": 16, "embed_dim": 512, "conv_bias": False, "encoder_layers": 12, "encoder_embed_dim": 768,
-    "encoder_ffn_embed_dim": 3072, "encoder_attention_heads": 12, "activation_fn": "gelu",
-    "layer_wise_gradient_decay_ratio": 0.6, "layer_norm_first": False, "deep_norm": True, "dropout": 0.0,
-    "attention_dropout": 0.0, "activation_dropout": 0.0, "encoder_layerdrop": 0.05, "dropout_input": 0.0,
-    "conv_pos": 128, "conv_pos_groups": 16, "relative_position_embedding": True, "num_buckets": 320,
-    "max_distance": 800, "gru_rel_pos": True, "finetuned_model": True, "predictor_dropout": 0.0,
-    "predictor_class": 527,
-}
 SD15_UNET = {
     "image_size": 32, "in_channels": 4, "out_channels": 4, "model_channels": 320, "num_res_blocks": [2, 2, 2, 2],
     "channel_mult": [1, 2, 4, 4], "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
@@ -115,14 +107,9 @@ def audio_model(device, precision: str = "auto"):
     import comfy.model_management as mm
 
     runtime = importlib.import_module(f"{PACK}.nodes.runtime")
-    beats_mod = importlib.import_module(f"{PACK}.audiotoken_core.beats")
-    emb_mod = importlib.import_module(f"{PACK}.audiotoken_core.embedder")
-    torch.manual_seed(0)  # same random weights for every precision
-    beats = beats_mod.BEATs(beats_mod.BEATsConfig.from_dict(dict(OFFICIAL_BEATS_CFG))).eval().requires_grad_(False)
-    embedder = emb_mod.AudioEmbedder(2304, {"l": 768}).eval().requires_grad_(False)
     load = mm.text_encoder_device()
     dtype = runtime.pick_dtype(precision, load)
-    beats.to(dtype)
+    beats, embedder = full_size_audio(seed=0, dtype=dtype)  # same random weights for every precision
     model = runtime.AudioTokenModel(beats, embedder, "BEATs (random, 90M)", "embedder (random, 2304->768)",
                                     load, mm.text_encoder_offload_device())
     return model, dtype

@@ -23,23 +23,12 @@ from contextlib import contextmanager
 
 import torch
 
-from audiotoken_core.beats import BEATs, BEATsConfig
-from audiotoken_core.embedder import AudioEmbedder
+from audiotoken_core.beats import BEATs
 from audiotoken_core.pipeline import AudioTokenizer
 from benchmarks import provenance
-from train.tiny.beats import tiny_official_cfg
+from testkit.beats import full_size_audio
 
 RATE = 16_000
-# the official iter3+ AS2M checkpoint's sizes: 12 layers, 768 wide, 3072 FFN, 12 heads
-FULL_SIZE = {**tiny_official_cfg(layers=12, dim=768, heads=12), "embed_dim": 512, "encoder_ffn_embed_dim": 3072,
-             "conv_pos": 128, "conv_pos_groups": 16}
-
-
-def full_size_pair(seed: int = 0) -> tuple[BEATs, AudioEmbedder]:
-    torch.manual_seed(seed)
-    beats = BEATs(BEATsConfig.from_dict(FULL_SIZE), with_head=True).eval().requires_grad_(False)
-    embedder = AudioEmbedder(2304, {"l": 768}).eval().requires_grad_(False)
-    return beats, embedder
 
 
 @contextmanager
@@ -57,7 +46,7 @@ def node_runner(beats, embedder, wave):
     """AudioToken Encode's execute in-process in a real ComfyUI, or None without COMFYUI_PATH."""
     if not os.environ.get("COMFYUI_PATH"):
         return None
-    from train.tiny.host import comfy_in_process, pack_module
+    from testkit.host import comfy_in_process, pack_module
 
     comfy_in_process(os.environ["COMFYUI_PATH"])
     import comfy.model_management as mm
@@ -98,7 +87,7 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=float, default=1.05, help="largest allowed ratio of medians (with / without)")
     opts = p.parse_args(argv)
     torch.set_num_threads(1)
-    beats, embedder = full_size_pair()
+    beats, embedder = full_size_audio(with_head=True)
     wave = torch.randn(1, 10 * RATE, generator=torch.Generator().manual_seed(1)) * 0.1
     tokenizer = AudioTokenizer(beats, embedder)
 

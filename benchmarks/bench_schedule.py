@@ -34,12 +34,10 @@ from pathlib import Path
 import torch
 
 from audiotoken_core.audio import TARGET_RATE, iter_windows
-from audiotoken_core.beats import BEATs, BEATsConfig
-from audiotoken_core.embedder import AudioEmbedder
 from audiotoken_core.pipeline import AudioTokenizer
 from audiotoken_core.schedule import ScheduledTokens, encode_schedule
 from benchmarks import provenance
-from benchmarks.bench_encode import OFFICIAL_BEATS_CFG
+from testkit.beats import full_size_audio
 
 CLIP_SEQ, CLIP_WIDTH = 77, 768  # an SD1.x conditioning, to price interpolating Text Encode's output per frame
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -71,10 +69,7 @@ class Timing:
 
 
 def real_size_tokenizer() -> AudioTokenizer:
-    torch.manual_seed(0)
-    beats = BEATs(BEATsConfig.from_dict(dict(OFFICIAL_BEATS_CFG))).eval().requires_grad_(False)
-    embedder = AudioEmbedder(2304, {"l": 768}).eval().requires_grad_(False)
-    return AudioTokenizer(beats, embedder)
+    return AudioTokenizer(*full_size_audio())
 
 
 class TextEncodeStage:
@@ -90,8 +85,8 @@ class TextEncodeStage:
     PROMPT = "a photo of <audio>"
 
     def __init__(self, workdir: Path):
-        from train.tiny.comfy import sd15_clip, write_tiny_sd15_checkpoint
-        from train.tiny.host import comfy_in_process, pack_module
+        from testkit.comfy import sd15_clip, write_tiny_sd15_checkpoint
+        from testkit.host import comfy_in_process, pack_module
 
         if not os.environ.get("COMFYUI_PATH"):
             sys.exit("--text-encode needs COMFYUI_PATH=/path/to/ComfyUI")

@@ -53,9 +53,11 @@ from pathlib import Path
 
 import torch
 
+from audiotoken_core.beats import ITER3_AS2M_CFG
 from benchmarks import bench_attention, train_throughput
 from benchmarks.toyworld import sounds
 from audiotoken_core.precision import resolve, resolve_dtype, supports, torch_dtype
+from testkit.beats import random_beats
 
 RATE = 16_000
 PROMPT = "a photo of <audio>"
@@ -98,7 +100,7 @@ class Sizes:
 
 def full_sizes(device: str) -> Sizes:
     return Sizes(
-        full=True, beats_cfg=train_throughput.FULL_BEATS_CFG, width=768, frame="512x320",
+        full=True, beats_cfg=dict(ITER3_AS2M_CFG), width=768, frame="512x320",
         clip_seconds=10.0, clips=4, latency_repeats=30, attention_repeats=10, unet_steps=10,
         picture=512, picture_steps=30, matmul=8192, budget_s=450.0, flow_steps=3,
         throughput_args=("--full", "--device", device, "--rounds", "2", "--steps", "6", "--warmup", "2"),
@@ -108,8 +110,8 @@ def full_sizes(device: str) -> Sizes:
 
 
 def dry_sizes() -> Sizes:
-    from train.tiny.beats import tiny_official_cfg
-    from train.tiny.sd import SD1_WIDTH
+    from testkit.beats import tiny_official_cfg
+    from testkit.sd import SD1_WIDTH
 
     return Sizes(
         full=False, beats_cfg=tiny_official_cfg(), width=SD1_WIDTH, frame="64x40",
@@ -208,7 +210,7 @@ class Context:
         self.sizes, self.device, self.work, self.tokenizers = sizes, device, work, tokenizers
         self.flow_frame = flow_frame or FLOW_FRAME
         self.deadline = time.monotonic() + sizes.budget_s
-        self.beats = bench_attention.random_beats(sizes.beats_cfg)  # fp32 master copy on the CPU
+        self.beats = random_beats(sizes.beats_cfg)  # fp32 master copy on the CPU
         torch.manual_seed(0)
         self.embedder = AudioEmbedder(3 * self.beats.embed_dim, {"l": sizes.width}).eval().requires_grad_(False)
         self.clips = real_looking_clips(sizes.clip_seconds, sizes.clips)
@@ -230,7 +232,7 @@ class Context:
         """SD1.5-size random base model (tiny for the dry run), on the CPU in float32."""
         require_diffusers()
         if self._base is None:
-            from train.tiny.sd import write_tiny_sd, write_tiny_tokenizer
+            from testkit.sd import write_tiny_sd, write_tiny_tokenizer
 
             from train.models import load_base_model
 
@@ -668,7 +670,7 @@ def flow_tokenizers(folder: Path | None) -> tuple[dict, str]:
                  "t5": T5TokenizerFast.from_pretrained(str(folder / "text_encoders" / "t5_tokenizer")),
                  "qwen": Qwen2TokenizerFast.from_pretrained(str(folder / "text_encoders" / "qwen25_tokenizer"))},
                 f"real tokenizers ({folder})")
-    from train.tiny.flow import _clip_tokenizer, tiny_qwen_tokenizer, tiny_t5_tokenizer
+    from testkit.flow import _clip_tokenizer, tiny_qwen_tokenizer, tiny_t5_tokenizer
 
     return {"clip": _clip_tokenizer(), "t5": tiny_t5_tokenizer(), "qwen": tiny_qwen_tokenizer()}, "tiny tokenizers"
 

@@ -28,15 +28,6 @@ import torch
 
 from benchmarks import provenance
 
-# the released BEATs iter3+ AS2M configuration (docs: method facts §3)
-FULL_BEATS_CFG = dict(
-    input_patch_size=16, embed_dim=512, conv_bias=False, encoder_layers=12, encoder_embed_dim=768,
-    encoder_ffn_embed_dim=3072, encoder_attention_heads=12, activation_fn="gelu", layer_wise_gradient_decay_ratio=0.6,
-    layer_norm_first=False, deep_norm=True, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
-    encoder_layerdrop=0.05, dropout_input=0.0, conv_pos=128, conv_pos_groups=16, relative_position_embedding=True,
-    num_buckets=320, max_distance=800, gru_rel_pos=True, finetuned_model=True, predictor_dropout=0.0, predictor_class=527,
-)
-
 
 def full_base(tok_dir: Path):
     """SD1.5-size components with random weights (no download): UNet 860M, VAE 84M, CLIP-L text 123M."""
@@ -63,15 +54,13 @@ def full_base(tok_dir: Path):
 
 def build(full: bool, work: Path):
     from audiotoken_core.beats import load_beats
-    from train.tiny.beats import tiny_official_state_dict, write_tiny_official_beats
-    from train.tiny.sd import write_tiny_sd, write_tiny_tokenizer
+    from testkit.beats import random_beats, write_tiny_official_beats
+    from testkit.sd import write_tiny_sd, write_tiny_tokenizer
 
     from train.models import load_base_model
 
     if full:
-        path = work / "beats_full.pt"
-        torch.save({"cfg": FULL_BEATS_CFG, "model": tiny_official_state_dict(FULL_BEATS_CFG)}, path)
-        return full_base(write_tiny_tokenizer(work / "tok")), load_beats(path)
+        return full_base(write_tiny_tokenizer(work / "tok")), random_beats()
     base = load_base_model(write_tiny_sd(work / "sd", "sd1"))
     return base, load_beats(write_tiny_official_beats(work / "beats.pt", layers=12, dim=64, heads=4))
 
@@ -184,7 +173,7 @@ def main(argv=None) -> int:
     rows = [(rname, mixed, statistics.median(times[rname]), min(times[rname]), max(times[rname]),
              mems[rname] if device.type == "cuda" else None) for rname, mixed, _ in recipes]
 
-    name = "SD1.5-size (random weights), BEATs iter3+ size" if args.full else "tiny random models (train/tiny)"
+    name = "SD1.5-size (random weights), BEATs iter3+ size" if args.full else "tiny random models (testkit)"
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"\n{provenance.line()}")
     print(f"\n**{name}** on {gpu}; batch {args.batch}, {args.window:g} s audio, {w}x{h} frames, "

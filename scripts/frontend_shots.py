@@ -19,7 +19,7 @@ import wave
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# The Chromium/CDP client is shared with the frontend host tests; the stand-ins come from train.tiny and the
+# The Chromium/CDP client is shared with the frontend host tests; the stand-ins come from testkit and the
 # tests' factories.
 sys.path[:0] = [str(ROOT / "tests" / "host"), str(ROOT / "tests"), str(ROOT)]
 
@@ -31,7 +31,7 @@ PACK_LOADER = "AudioTokenModelLoader"
 def write_stand_in(path: Path, directory: str) -> None:
     """A file the graph's loaders list: tiny real ones for the pack's folders, empty otherwise."""
     from factories.embedder import write_tiny_embedder, write_tiny_official_embedder
-    from train.tiny.beats import write_tiny_official_beats
+    from testkit.beats import write_tiny_official_beats
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if directory == "audio_encoders":

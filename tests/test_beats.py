@@ -1,12 +1,14 @@
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
-from train.tiny.beats import tiny_official_cfg, tiny_official_state_dict, write_tiny_official_beats
+from testkit.beats import tiny_official_cfg, tiny_official_state_dict, write_tiny_official_beats
 from safetensors import safe_open
 
 from audiotoken_core.beats import (
+    ITER3_AS2M_CFG,
     BEATs,
     BEATsConfig,
     build_beats,
@@ -19,6 +21,7 @@ from audiotoken_core.beats import (
 from audiotoken_core.beats.fbank import min_samples
 
 SR = 16_000
+GOLDEN = Path(__file__).parent / "fixtures" / "golden"
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +53,22 @@ def test_loaded_model_reports_its_file_config(tiny):
     assert not any(p.requires_grad for p in tiny.parameters())
     # the fine-tuned checkpoint's AudioSet head is kept (tests/test_beats_classify.py uses it)
     assert tiny.predictor is not None and tiny.predictor.out_features == 527
+
+
+def test_full_size_cfg_is_the_reference_cfg_at_the_released_widths():
+    # The golden file's cfg was written for the reference implementation: every option but the widths.
+    golden = torch.load(GOLDEN / "beats_tiny_official.pt", weights_only=True)["cfg"]
+    widths = {"embed_dim", "encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads", "conv_pos",
+              "conv_pos_groups"}
+    assert list(ITER3_AS2M_CFG) == list(golden)
+    options = {k: v for k, v in ITER3_AS2M_CFG.items() if k not in widths}
+    assert options == {k: v for k, v in golden.items() if k not in widths}
+    cfg = BEATsConfig.from_dict(dict(ITER3_AS2M_CFG))
+    cfg.validate()
+    with torch.device("meta"):
+        full = BEATs(cfg, with_head=True)
+    assert (full.num_layers, full.embed_dim, cfg.head_dim) == (12, 768, 64)
+    assert sum(p.numel() for p in full.parameters()) == 90_717_055
 
 
 @pytest.mark.parametrize("samples", [min_samples(), 3000, SR, SR + 1, 24_000, 5 * SR])

@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 import torch
-from train.tiny.beats import tiny_official_cfg, tiny_official_state_dict, write_tiny_official_beats
+from testkit.beats import tiny_official_cfg, tiny_official_state_dict, write_tiny_official_beats
 from safetensors.torch import save_file
 
 from audiotoken_core.beats import load_beats, save_beats_safetensors

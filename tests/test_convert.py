@@ -80,7 +80,7 @@ def test_bad_input_is_reported_not_raised(tmp_path, capsys):
 
 
 def test_beats_checkpoint_is_dispatched_to_the_beats_converter(tmp_path):
-    from train.tiny.beats import write_tiny_official_beats
+    from testkit.beats import write_tiny_official_beats
 
     from audiotoken_core.beats import load_beats
 

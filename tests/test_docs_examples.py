@@ -123,7 +123,7 @@ def official_files(folder_embedder: Path, folder_beats: Path) -> None:
     """Tiny files in the official formats under the official names: a pickled `FGAEmbedder` state (2304 -> 768
     becomes 96 -> 768) and a BEATs `.pt` (12 layers, 32 wide)."""
     from factories.embedder import write_tiny_official_embedder
-    from train.tiny.beats import write_tiny_official_beats
+    from testkit.beats import write_tiny_official_beats
 
     write_tiny_official_embedder(folder_embedder / EMBEDDER_BIN, in_dim=3 * BEATS_DIM)
     write_tiny_official_beats(folder_beats / BEATS_PT, layers=12, dim=BEATS_DIM, heads=4)
@@ -170,8 +170,8 @@ def fresh_machine(tmp: Path, stack: ExitStack) -> Stage:
     from factories.embedder import write_tiny_embedder
     from factories.media import write_wav
     from factories.mirror import official_mirror
-    from train.tiny.beats import write_tiny_official_beats
-    from train.tiny.sd import SD1_WIDTH, write_tiny_sd
+    from testkit.beats import write_tiny_official_beats
+    from testkit.sd import SD1_WIDTH, write_tiny_sd
 
     root = checkout(tmp / "comfyui-audiotoken")
     stand = tmp / "stand_ins"

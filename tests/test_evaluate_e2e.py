@@ -218,9 +218,9 @@ def test_cli_stops_before_generating_when_a_scorer_is_missing(dataset, tmp_path,
 
 @pytest.fixture(scope="module")
 def generator_files(tmp_path_factory):
-    from train.tiny.beats import write_tiny_official_beats
+    from testkit.beats import write_tiny_official_beats
     from factories.embedder import write_tiny_embedder
-    from train.tiny.sd import SD1_WIDTH, write_tiny_sd
+    from testkit.sd import SD1_WIDTH, write_tiny_sd
 
     root = tmp_path_factory.mktemp("generator")
     beats = write_tiny_official_beats(root / "beats.pt", layers=12, dim=32, heads=4)

@@ -20,7 +20,7 @@ def write_tiny_clip(folder, seed: int = 0, projection_dim: int = CLIP_DIM) -> Pa
     """A transformers CLIP folder (model, tokenizer, image processor) with random weights."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
-    from train.tiny.sd import write_tiny_tokenizer
+    from testkit.sd import write_tiny_tokenizer
 
     folder = Path(folder)
     write_tiny_tokenizer(folder)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from train.tiny.beats import write_tiny_official_beats
+from testkit.beats import write_tiny_official_beats
 from test_evaluate_e2e import CLIPS, KnownAnswers, _cfg, _sound_key, dataset, load_scorers, scorer_files  # noqa: F401
 from train.evaluate import EvalConfig, evaluate, main
 from train.evaluate import generation as gen
@@ -110,7 +110,7 @@ def test_labels_row_is_generated_and_scored_like_the_text_row(dataset, scorer_fi
 @pytest.fixture(scope="module")
 def generator_files(tmp_path_factory, steered_beats):
     from factories.embedder import write_tiny_embedder
-    from train.tiny.sd import SD1_WIDTH, write_tiny_sd
+    from testkit.sd import SD1_WIDTH, write_tiny_sd
 
     root = tmp_path_factory.mktemp("generator")
     embedder = write_tiny_embedder(root / "embedder.safetensors", in_dim=3 * 32, widths={"l": SD1_WIDTH})

@@ -18,9 +18,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    from train.tiny.beats import write_tiny_official_beats
+    from testkit.beats import write_tiny_official_beats
     from factories.embedder import write_tiny_embedder
-    from train.tiny.sd import SD1_WIDTH, write_tiny_sd
+    from testkit.sd import SD1_WIDTH, write_tiny_sd
     from train.lora import add_lora, save_lora
     from train.models import load_base_model
 

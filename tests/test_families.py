@@ -9,7 +9,7 @@ import inspect
 import pytest
 from factories.train_world import get_world, with_flow_families
 
-from train.tiny.flow import FAMILIES
+from testkit.flow import FAMILIES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

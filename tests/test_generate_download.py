@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from audiotoken_core import sources
-from train.tiny.beats import write_tiny_official_beats
+from testkit.beats import write_tiny_official_beats
 from factories.embedder import write_tiny_embedder
 from factories.media import write_wav
 from factories.mirror import Mirror, git_blob
-from train.tiny.sd import SD1_WIDTH, write_tiny_sd
+from testkit.sd import SD1_WIDTH, write_tiny_sd
 
 pytestmark = pytest.mark.slow
 

@@ -67,3 +67,26 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_no_import_circle(package):
     cycle = _cycle(_graph(package))
     assert cycle is None, " -> ".join(cycle)
+
+
+@pytest.mark.parametrize("package", ["audiotoken_core", "nodes", "train"])
+def test_product_imports_no_test_support(package):
+    # testkit/ is neither installed with the trainer nor packed into the registry zip: an import of it would
+    # fail on every user's machine.
+    found = {str(p.relative_to(ROOT)): sorted(_imports(p, _module_name(p, package), "testkit"))
+             for p in (ROOT / package).rglob("*.py")}
+    assert {f: m for f, m in found.items() if m} == {}
+
+
+def test_benchmarks_import_no_test_code():
+    # Test code (tests/ and the modules pytest puts on the path from tests/ and tests/host/) is not a benchmark's
+    # to use: what both need lives in testkit/.
+    test_modules = {"tests"} | {p.stem for folder in (ROOT / "tests", ROOT / "tests" / "host")
+                                for p in folder.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()}
+    found = {}
+    for path in (ROOT / "benchmarks").rglob("*.py"):
+        name = _module_name(path, "benchmarks")
+        tops = {m.split(".")[0] for package in test_modules for m in _imports(path, name, package)}
+        if tops:
+            found[str(path.relative_to(ROOT))] = sorted(tops)
+    assert found == {}

@@ -27,7 +27,7 @@ SD15_UNET = {
 
 @pytest.fixture(scope="module")
 def tiny_unet():
-    from train.tiny.sd import _tiny_unet
+    from testkit.sd import _tiny_unet
 
     torch.manual_seed(0)
     return _tiny_unet(32).eval()
@@ -193,8 +193,8 @@ def _write_full_size_sd15(folder: Path) -> Path:
     from safetensors.torch import save_file
     from transformers import CLIPTextModel
 
-    from train.tiny.comfy import random_tensor
-    from train.tiny.sd import _text_config, write_tiny_sd
+    from testkit.comfy import random_tensor
+    from testkit.sd import _text_config, write_tiny_sd
 
     write_tiny_sd(folder, "sd1")
     text_config = json.loads((folder / "text_encoder" / "config.json").read_text())
@@ -213,7 +213,7 @@ def _write_full_size_sd15(folder: Path) -> Path:
 
 @pytest.mark.slow
 def test_official_lora_changes_the_picture_of_a_full_size_sd15(tmp_path, capsys, caplog):
-    from train.tiny.beats import write_tiny_official_beats
+    from testkit.beats import write_tiny_official_beats
     from factories.embedder import write_tiny_official_embedder
     from factories.media import write_wav
     from train.generate import main

@@ -184,11 +184,10 @@ def test_trainer_is_mapped_away_from_the_name_train():
         assert target.split(".")[0] in {"audiotoken_core", "audiotoken_train"}, target
 
 
-def test_wheel_layout_from_the_pack(shipped, tmp_path):
-    """Builds the wheel's lib tree (what bdist_wheel zips) from the files the pack ships: so the registry
-    zip is installable too, and the installed top-level packages are exactly ours."""
+def built_lib(files, tmp_path: Path) -> Path:
+    """The wheel's lib tree (what bdist_wheel zips), built by setuptools' `build_py` from a copy of `files`."""
     src = tmp_path / "src"
-    for f in shipped:
+    for f in files:
         (src / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / f, src / f)
     lib = tmp_path / "lib"
@@ -196,11 +195,31 @@ def test_wheel_layout_from_the_pack(shipped, tmp_path):
         [sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py", "--build-lib", str(lib)],
         cwd=src, check=True, capture_output=True, timeout=120,
     )
+    return lib
+
+
+def test_wheel_layout_from_the_pack(shipped, tmp_path):
+    """The wheel built from the files the pack ships: so the registry zip is installable too, and the installed
+    top-level packages are exactly ours."""
+    lib = built_lib(shipped, tmp_path)
     assert sorted(p.name for p in lib.iterdir()) == ["audiotoken_core", "audiotoken_train"]
     for module in ("cli.py", "__main__.py", "data/pairs.py", "evaluate/run.py"):
         assert (lib / "audiotoken_train" / module).is_file(), module
     # Data read at run time must be installed with the code.
     assert (lib / "audiotoken_core" / "data" / "audioset_labels.csv").is_file()
+
+
+def test_test_support_is_neither_shipped_nor_installed(shipped, tmp_path):
+    # testkit/ (tiny models, the in-process host) serves tests, benchmarks and scripts in a clone only.
+    support = [f for f in candidate_files() if f.startswith("testkit/")]
+    assert "testkit/beats.py" in support and not set(support) & shipped
+    assert comfyignore_spec().match_file("testkit/host.py")
+    packages = PYPROJECT["tool"]["setuptools"]["packages"]
+    assert not any("tiny" in p.split(".") or p.split(".")[0] == "testkit" for p in packages), packages
+    # `pip install .` from a whole clone: the explicit package list keeps it out.
+    lib = built_lib(candidate_files(), tmp_path)
+    assert sorted(p.name for p in lib.iterdir()) == ["audiotoken_core", "audiotoken_train"]
+    assert not list(lib.rglob("tiny")) and not list(lib.rglob("testkit"))
 
 
 def test_banner_is_a_wide_png():

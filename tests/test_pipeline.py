@@ -5,7 +5,7 @@ from audiotoken_core.audio import take_window
 from audiotoken_core.beats import load_beats
 from audiotoken_core.embedder import EmbedderMeta
 from audiotoken_core.pipeline import MAX_ROWS, AudioTokenizer, check_compatible, rows_per_pass
-from train.tiny.beats import write_tiny_official_beats
+from testkit.beats import write_tiny_official_beats
 from factories.embedder import make_tiny_embedder
 
 SR = 16_000

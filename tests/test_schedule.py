@@ -16,7 +16,7 @@ from audiotoken_core.schedule import (
     smooth_keyframes,
     window_offsets,
 )
-from train.tiny.beats import write_tiny_official_beats
+from testkit.beats import write_tiny_official_beats
 from factories.embedder import make_tiny_embedder
 
 SR = 16_000

@@ -13,7 +13,7 @@ import torch
 from factories.train_world import (fixed_batch_losses, get_world, sigkill_after_first_checkpoint, tiny_config,
                                    with_flow_families)
 
-from train.tiny.flow import FAMILIES
+from testkit.flow import FAMILIES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -341,7 +341,7 @@ def test_placeholder_on_the_real_tokenizers():
 
 def _qwen_image_template():
     """The pipeline sets its template and drop index in __init__: read them from a tiny one."""
-    from train.tiny.flow import tiny_flow_pipeline
+    from testkit.flow import tiny_flow_pipeline
 
     pipe = tiny_flow_pipeline("qwen_image")
     return pipe.prompt_template_encode, pipe.prompt_template_encode_start_idx

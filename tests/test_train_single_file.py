@@ -42,7 +42,7 @@ def _ldm_checkpoint(folder: Path, out: Path) -> Path:
 
 
 def test_single_file_with_local_config_loads_the_same_weights(tmp_path):
-    from train.tiny.sd import write_tiny_sd
+    from testkit.sd import write_tiny_sd
     from train.models import MissingModelError, load_base_model
 
     folder = write_tiny_sd(tmp_path / "sd", "sd1")

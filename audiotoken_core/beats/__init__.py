@@ -1,6 +1,6 @@
 """BEATs audio encoder (Chen et al. 2022), re-implemented for inference; reads the official checkpoints."""
 
-from .config import BEATsConfig
+from .config import ITER3_AS2M_CFG, BEATsConfig
 from .fbank import compute_fbank, num_frames, num_tokens
 from .loading import build_beats, load_beats, save_beats_safetensors
 from .model import BEATs
@@ -8,6 +8,7 @@ from .model import BEATs
 __all__ = [
     "BEATs",
     "BEATsConfig",
+    "ITER3_AS2M_CFG",
     "build_beats",
     "compute_fbank",
     "load_beats",

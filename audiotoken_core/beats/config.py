@@ -4,11 +4,43 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from types import MappingProxyType
 from typing import Any
 
 # The activations our layers implement; "glu" would need a differently shaped fc1 (GLU_Linear) and no
 # released BEATs checkpoint uses it.
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_accurate", "relu", "tanh", "linear")
+
+# The cfg of the released iter3+ AS2M checkpoint AudioToken uses (BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt,
+# in sources.SOURCES): what "full-size BEATs" means (90 M parameters, the 527-class AudioSet head). Read-only: copy
+# it (`dict(...)`) to change a field.
+ITER3_AS2M_CFG = MappingProxyType({
+    "input_patch_size": 16,
+    "embed_dim": 512,
+    "conv_bias": False,
+    "encoder_layers": 12,
+    "encoder_embed_dim": 768,
+    "encoder_ffn_embed_dim": 3072,
+    "encoder_attention_heads": 12,
+    "activation_fn": "gelu",
+    "layer_wise_gradient_decay_ratio": 0.6,
+    "layer_norm_first": False,
+    "deep_norm": True,
+    "dropout": 0.0,
+    "attention_dropout": 0.0,
+    "activation_dropout": 0.0,
+    "encoder_layerdrop": 0.05,
+    "dropout_input": 0.0,
+    "conv_pos": 128,
+    "conv_pos_groups": 16,
+    "relative_position_embedding": True,
+    "num_buckets": 320,
+    "max_distance": 800,
+    "gru_rel_pos": True,
+    "finetuned_model": True,
+    "predictor_dropout": 0.0,
+    "predictor_class": 527,
+})
 
 
 @dataclasses.dataclass

@@ -17,6 +17,7 @@ import copy
 import torch
 
 from audiotoken_core.embedder.meta import T5XXL, host_heads
+from testkit.flow import unigram_t5_tokenizer
 from train.families.flow import FlowFamily
 
 from .pictures import OUT
@@ -27,22 +28,12 @@ HEAD = host_heads(T5XXL)[0]  # the host's key for T5 (Flux.1, SD3.5): the Embedd
 
 
 def word_t5_tokenizer(class_words: list[str]):
-    """A `T5TokenizerFast` (unigram, `</s>` after every text, `<pad>` padding) whose pieces are whole words:
-    the prompt words and each class word, so a class word is one token as in `t2i.WordTokenizer`."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import T5TokenizerFast
-
+    """A unigram T5 tokenizer whose pieces are whole words: the prompt words and each class word, so a class word
+    is one token as in `t2i.WordTokenizer`."""
     words = ["a", "photo", "of", *class_words]
     if len(set(words)) != len(words):
         raise ValueError(f"class words must be distinct and differ from the prompt words: {class_words}")
-    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [("▁" + w, -1.0) for w in words]
-    tok = Tokenizer(models.Unigram(pieces, unk_id=2, byte_fallback=False))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
-                                                       special_tokens=[("</s>", 1)])
-    return T5TokenizerFast(tokenizer_object=tok, eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
-                           extra_ids=0, model_max_length=SEQ_LEN)
+    return unigram_t5_tokenizer([("▁" + w, -1.0) for w in words], model_max_length=SEQ_LEN)
 
 
 class ToyFlow(FlowFamily):

@@ -196,9 +196,9 @@ def run(s: Settings) -> dict:
 
 
 def _tiny_beats(out: Path, seed: int) -> Path:
-    """A random 12-layer BEATs from train/tiny: frozen random features still tell apart sounds
+    """A random 12-layer BEATs from testkit: frozen random features still tell apart sounds
     whose energy sits in different mel bands, which is all this world needs."""
-    from train.tiny.beats import write_tiny_official_beats
+    from testkit.beats import write_tiny_official_beats
 
     return write_tiny_official_beats(out / f"tiny-beats-seed{seed}.pt", layers=12, dim=64, heads=4, seed=seed)
 

@@ -13,9 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from train.tiny.beats import write_tiny_official_beats
+from testkit.beats import write_tiny_official_beats
+from testkit.sd import write_tiny_sd
+
 from .media import write_picture, write_wav
-from train.tiny.sd import write_tiny_sd
 
 _WORLDS: dict[str, dict] = {}
 
@@ -49,7 +50,7 @@ def get_world(root: Path, variants: tuple[str, ...] = ("sd1",)) -> dict:
 
 def with_flow_families(world: dict) -> dict:
     """`world` with a tiny diffusers folder of every flow family (`world[family]`), written once."""
-    from train.tiny.flow import FAMILIES, write_tiny_flow
+    from testkit.flow import FAMILIES, write_tiny_flow
 
     for family in FAMILIES:
         if family not in world:

@@ -32,7 +32,7 @@ def wav2vec2_base_shapes() -> dict[str, torch.Size]:
 def write_random_wav2vec2_base(path, seed: int = 0, dtype: torch.dtype = torch.float16) -> Path:
     """Write the random wav2vec2-base `.safetensors` and return its path."""
     import comfy.utils
-    from train.tiny.comfy import random_tensor
+    from testkit.comfy import random_tensor
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -56,8 +56,8 @@ def write_flux_embedder(path: Path) -> Path:
 
 def build_assets(root: Path) -> dict[str, Path]:
     """models/{checkpoints,audio_encoders,audiotoken} and audio/ under `root`."""
-    from train.tiny.beats import write_tiny_official_beats
-    from train.tiny.comfy import write_tiny_sd15_checkpoint
+    from testkit.beats import write_tiny_official_beats
+    from testkit.comfy import write_tiny_sd15_checkpoint
     from factories.embedder import write_tiny_embedder, write_tiny_official_embedder
 
     dirs = {name: root / name for name in ("checkpoints", "audio_encoders", "audiotoken", "loras", "audio")}

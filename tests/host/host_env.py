@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from train.tiny.host import comfy_in_process as in_process
+from testkit.host import comfy_in_process as in_process
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 SKIP_REASON = "host tests need a ComfyUI checkout: set COMFYUI_PATH=/path/to/ComfyUI (0.3.64 tested)"

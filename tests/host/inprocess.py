@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from host_env import comfy_in_process
-from train.tiny import comfy as tiny_comfy
-from train.tiny import host
-from train.tiny.host import PACK  # noqa: F401  (tests reach the pack's modules by this name)
+from testkit import comfy as tiny_comfy
+from testkit import host
+from testkit.host import PACK  # noqa: F401  (tests reach the pack's modules by this name)
 
 
 def pack_module(name: str):
@@ -18,7 +18,7 @@ def pack_module(name: str):
 
 def fill_random(module: torch.nn.Module, seed: int = 0) -> None:
     """Deterministic finite weights in place (comfy.ops layers are created uninitialised)."""
-    from train.tiny.comfy import random_tensor
+    from testkit.comfy import random_tensor
 
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():

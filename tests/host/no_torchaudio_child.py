@@ -206,7 +206,7 @@ def runners(spec: dict, registry: dict) -> dict:
 
 def main(spec: dict, report: dict) -> None:
     sys.path.insert(0, str(HERE))
-    # Last, for train.tiny (host_env's helpers): first, its nodes/ would shadow ComfyUI's own `nodes` module.
+    # Last, for testkit (host_env's helpers): first, its nodes/ would shadow ComfyUI's own `nodes` module.
     sys.path.append(str(HERE.parents[1]))
     from host_env import comfy_in_process
 

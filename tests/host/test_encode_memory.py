@@ -55,7 +55,7 @@ def test_window_cap_holds_when_the_value_comes_through_the_api(monkeypatch):
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from train.tiny.beats import write_tiny_official_beats
+    from testkit.beats import write_tiny_official_beats
     from factories.embedder import write_tiny_official_embedder
 
     runtime = pack_module("runtime")
@@ -83,23 +83,17 @@ def test_split_passes_give_what_one_call_gives(tiny_model, mode, monkeypatch):
 
 
 MEASURE = textwrap.dedent("""
-    import importlib, json, resource, sys, time
+    import json, resource, sys, time
     sys.path[:0] = [sys.argv[1], sys.argv[2]]
     import torch
     torch.set_num_threads(2)
-    from inprocess import PACK, pack_module
-    from train.tiny.beats import tiny_official_cfg
+    from inprocess import pack_module
+    from testkit.beats import full_size_audio
 
     encode, runtime = pack_module("encode"), pack_module("runtime")
-    beats_mod = importlib.import_module(PACK + ".audiotoken_core.beats")
-    embedder_mod = importlib.import_module(PACK + ".audiotoken_core.embedder")
     import comfy.model_management as mm
 
-    # the official iter3+ AS2M checkpoint's sizes: 12 layers, 768 wide, 3072 FFN, 12 heads (90 M parameters)
-    cfg = {**tiny_official_cfg(layers=12, dim=768, heads=12),
-           "embed_dim": 512, "encoder_ffn_embed_dim": 3072, "conv_pos": 128, "conv_pos_groups": 16}
-    beats = beats_mod.BEATs(beats_mod.BEATsConfig.from_dict(cfg)).eval().requires_grad_(False)
-    embedder = embedder_mod.AudioEmbedder(2304, {"l": 768}).eval().requires_grad_(False)
+    beats, embedder = full_size_audio()
     model = runtime.AudioTokenModel(beats, embedder, "BEATs (random, full size)", "embedder (random)",
                                     mm.text_encoder_device(), mm.text_encoder_offload_device())
     largest = encode.AudioTokenEncode.INPUT_TYPES()["required"]["window_seconds"][1]["max"]

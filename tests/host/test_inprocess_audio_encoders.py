@@ -26,7 +26,7 @@ def mixed_folder(tmp_path_factory):
     """Only these files in models/audio_encoders and models/audiotoken, as a Wan S2V user's folder would hold."""
     pack_module("extension")  # imports the host and registers models/audiotoken
     import folder_paths
-    from train.tiny.beats import write_tiny_official_beats
+    from testkit.beats import write_tiny_official_beats
     from factories.embedder import write_tiny_official_embedder
     from factories.wav2vec2 import write_random_wav2vec2_base
 

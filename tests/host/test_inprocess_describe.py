@@ -22,7 +22,7 @@ HEARD = {"Speech": 4.0, "Music": 3.0, "Dog": 2.0, "Bark": 1.0, "Animal": 0.5}
 
 @pytest.fixture(scope="module")
 def beats_files(tmp_path_factory):
-    from train.tiny.beats import write_tiny_official_beats
+    from testkit.beats import write_tiny_official_beats
 
     root = tmp_path_factory.mktemp("describe_encoders")
     with torch.random.fork_rng(devices=[]):

@@ -10,7 +10,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 # The name the pack is imported under: not `nodes` (ComfyUI's own module), and no folder name, as in custom_nodes/.
 PACK = "audiotoken_pack_under_test"
 

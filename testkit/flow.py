@@ -52,22 +52,28 @@ MISTRAL_CHAT_TEMPLATE = (
 )
 
 
-def tiny_t5_tokenizer():
-    """A unigram T5 tokenizer: whole words for a few, characters for the rest; `</s>` closes every text."""
+def unigram_t5_tokenizer(pieces: list[tuple[str, float]], model_max_length: int = 512):
+    """A `T5TokenizerFast` over a unigram model: `<pad>`, `</s>`, `<unk>` at T5's ids 0-2, then `pieces`
+    (`(piece, log-probability)`, `▁` starting a word); `</s>` closes every text, as T5's own tokenizer does."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import T5TokenizerFast
 
-    pieces = ["<pad>", "</s>", "<unk>"] + ["▁" + w for w in _WORDS] + ["▁"]
-    chars = list("abcdefghijklmnopqrstuvwxyz.,!?'0123456789<>*")
-    pieces += [c for c in chars] + ["▁" + c for c in chars if "▁" + c not in pieces]
-    vocab = [(p, 0.0 if i < 3 else (-2.0 if p[1:] in _WORDS else -5.0)) for i, p in enumerate(pieces)]
-    tok = Tokenizer(models.Unigram(vocab, unk_id=2, byte_fallback=False))
+    specials = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    tok = Tokenizer(models.Unigram(specials + list(pieces), unk_id=2, byte_fallback=False))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
                                                        special_tokens=[("</s>", 1)])
     return T5TokenizerFast(tokenizer_object=tok, eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
-                           extra_ids=0, model_max_length=512)
+                           extra_ids=0, model_max_length=model_max_length)
+
+
+def tiny_t5_tokenizer():
+    """The tests' T5 tokenizer: whole words for a few, characters for the rest."""
+    words = ["▁" + w for w in _WORDS] + ["▁"]
+    chars = list("abcdefghijklmnopqrstuvwxyz.,!?'0123456789<>*")
+    pieces = words + chars + ["▁" + c for c in chars if "▁" + c not in words]
+    return unigram_t5_tokenizer([(p, -2.0 if p[1:] in _WORDS else -5.0) for p in pieces])
 
 
 def _byte_level_bpe(leading: list[str] = ()):

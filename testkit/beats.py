@@ -7,40 +7,23 @@ from pathlib import Path
 
 import torch
 
-PATCH = 16
-NUM_BUCKETS = 320
-MAX_DISTANCE = 800
-PREDICTOR_CLASSES = 527
+from audiotoken_core.beats import ITER3_AS2M_CFG, BEATs, BEATsConfig, build_beats
+from audiotoken_core.embedder import AudioEmbedder, EmbedderMeta
 
 
 def tiny_official_cfg(*, layers: int = 12, dim: int = 64, heads: int = 4, finetuned: bool = True) -> dict:
     """The iter3+ cfg (every option the released AS2M checkpoints use) at small widths."""
     return {
-        "input_patch_size": PATCH,
+        **ITER3_AS2M_CFG,
         "embed_dim": max(dim // 2, 8),
-        "conv_bias": False,
         "encoder_layers": layers,
         "encoder_embed_dim": dim,
         "encoder_ffn_embed_dim": 2 * dim,
         "encoder_attention_heads": heads,
-        "activation_fn": "gelu",
-        "layer_wise_gradient_decay_ratio": 0.6,
-        "layer_norm_first": False,
-        "deep_norm": True,
-        "dropout": 0.0,
-        "attention_dropout": 0.0,
-        "activation_dropout": 0.0,
         "encoder_layerdrop": 0.05 if finetuned else 0.0,
-        "dropout_input": 0.0,
         "conv_pos": 16,
         "conv_pos_groups": 4,
-        "relative_position_embedding": True,
-        "num_buckets": NUM_BUCKETS,
-        "max_distance": MAX_DISTANCE,
-        "gru_rel_pos": True,
         "finetuned_model": finetuned,
-        "predictor_dropout": 0.0,
-        "predictor_class": PREDICTOR_CLASSES,
     }
 
 
@@ -92,7 +75,27 @@ def tiny_official_state_dict(cfg: dict, seed: int = 0) -> dict[str, torch.Tensor
     return state
 
 
-def audioset_label_dict(num_classes: int = PREDICTOR_CLASSES) -> dict[int, str]:
+def random_beats(cfg=ITER3_AS2M_CFG, *, seed: int = 0, device=None, dtype=None) -> BEATs:
+    """A frozen eval-mode BEATs of this official-layout cfg (the released full size by default) with
+    `tiny_official_state_dict`'s weights; it has the AudioSet head when the cfg is a fine-tuned one's."""
+    cfg = dict(cfg)
+    return build_beats(BEATsConfig.from_dict(cfg), tiny_official_state_dict(cfg, seed=seed), "random", device, dtype)
+
+
+def full_size_audio(seed: int = 0, *, with_head: bool = False, device=None,
+                    dtype=None) -> tuple[BEATs, AudioEmbedder]:
+    """Random BEATs iter3+ at the released size (90 M) and an Embedder of the official shape (`EmbedderMeta`'s
+    defaults: layers 4/8/12 of 768 -> one CLIP-L token), both frozen in eval mode: what the benchmarks time.
+    Without `with_head` BEATs has no AudioSet head, as a pre-trained checkpoint loads."""
+    beats = random_beats({**ITER3_AS2M_CFG, "finetuned_model": with_head}, seed=seed, device=device, dtype=dtype)
+    meta = EmbedderMeta()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        embedder = AudioEmbedder(meta.in_dim, meta.widths)
+    return beats, embedder.eval().requires_grad_(False)
+
+
+def audioset_label_dict(num_classes: int = ITER3_AS2M_CFG["predictor_class"]) -> dict[int, str]:
     """Real AudioSet MIDs in reverse ontology order: every output has a name, found only through the label_dict."""
     from audiotoken_core.labels import ontology
 
