@@ -90,7 +90,7 @@ class AudioTokenizer:
 
     @property
     def window_seconds(self) -> float:
-        """The default window: the one the embedder was trained on (`audio.WINDOW_SECONDS` without one)."""
+        """The default window: the one the embedder records for its tokens (`audio.WINDOW_SECONDS` without one)."""
         return WINDOW_SECONDS if self.embedder is None else float(self.embedder.meta.window_seconds)
 
     @property

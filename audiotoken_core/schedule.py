@@ -34,7 +34,7 @@ from .resample import output_length
 
 ALIGNS = ("centred", "trailing")
 # Seconds between keyframes: the Schedule node's default too. The window's default is the embedder's own
-# (`AudioTokenizer.window_seconds`): keyframe tokens are then the ones the embedder was trained to give.
+# (`AudioTokenizer.window_seconds`): keyframe tokens are then the ones the embedder learned to give.
 DEFAULT_HOP_S = 0.5
 # Frame and keyframe times are computed in float64; positions this close to a keyframe count as on it,
 # so a frame that sits on a keyframe gets exactly that keyframe's token (0.1 s hops are not exact binary).

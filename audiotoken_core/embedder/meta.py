@@ -64,7 +64,7 @@ class EmbedderMeta:
     `layers` are 1-based BEATs transformer layers whose outputs are concatenated, so
     `encoder_width * len(layers)` must equal the Embedder's input width. `n_tokens` is per head
     (`{head: count}`); an int given here means that count for every head of `widths`. `window_seconds` is
-    the window the embedder was trained on: the nodes' and the core's default window. (No sample rate: BEATs
+    the window its tokens are meant for: the nodes' and the core's default window. (No sample rate: BEATs
     reads 16 kHz only, so every path resamples to `audio.TARGET_RATE`; older files' `sample_rate` is ignored.)
     """
 
