@@ -90,7 +90,13 @@ class AudioTokenizer:
 
     @property
     def window_seconds(self) -> float:
+        """The default window: the one the embedder records for its tokens (`audio.WINDOW_SECONDS` without one)."""
         return WINDOW_SECONDS if self.embedder is None else float(self.embedder.meta.window_seconds)
+
+    @property
+    def widths(self) -> dict[str, int]:
+        """`{head: width}` of the tokens it gives (empty without an embedder)."""
+        return {} if self.embedder is None else dict(self.embedder.widths)
 
     @torch.no_grad()
     def features(self, wave16k: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -28,11 +28,14 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from .audio import TARGET_RATE, prepare_audio, seconds_to_samples, take_window
+from .audio import TARGET_RATE, WINDOW_SECONDS, prepare_audio, seconds_to_samples, take_window
 from .pipeline import AudioTokenizer, ProgressFn, WindowTokens
 from .resample import output_length
 
 ALIGNS = ("centred", "trailing")
+# Seconds between keyframes: the Schedule node's default too. The window's default is the embedder's own
+# (`AudioTokenizer.window_seconds`): keyframe tokens are then the ones the embedder learned to give.
+DEFAULT_HOP_S = 0.5
 # Frame and keyframe times are computed in float64; positions this close to a keyframe count as on it,
 # so a frame that sits on a keyframe gets exactly that keyframe's token (0.1 s hops are not exact binary).
 _ON_KEY = 1e-9
@@ -116,8 +119,9 @@ class ScheduledTokens:
         return {name: self.schedule.interpolate(t) for name, t in self.keyframes.items()}
 
 
-def plan_schedule(duration_s: float, fps: float, n_frames: int = 0, start_s: float = 0.0, hop_s: float = 0.5,
-                  window_s: float = 2.0, align: str = "centred") -> FrameSchedule:
+def plan_schedule(duration_s: float, fps: float, n_frames: int = 0, start_s: float = 0.0,
+                  hop_s: float = DEFAULT_HOP_S, window_s: float = WINDOW_SECONDS,
+                  align: str = ALIGNS[0]) -> FrameSchedule:
     """Frame times, keyframe times and the interpolation between them for a recording `duration_s` long.
 
     `n_frames = 0` takes every frame from `start_s` to the end of the recording.
@@ -223,11 +227,13 @@ def frame_loudness(wave16k: torch.Tensor, schedule: FrameSchedule) -> torch.Tens
 
 
 def encode_schedule(tokenizer: AudioTokenizer, waveform, sample_rate: int, fps: float, n_frames: int = 0,
-                    start_s: float = 0.0, hop_s: float = 0.5, window_s: float = 2.0, align: str = "centred",
-                    smoothing_s: float = 0.0, batch_windows: int | None = None, progress: ProgressFn | None = None,
-                    heard: bool = False, check: Callable[[FrameSchedule], None] | None = None) -> ScheduledTokens:
+                    start_s: float = 0.0, hop_s: float = DEFAULT_HOP_S, window_s: float | None = None,
+                    align: str = ALIGNS[0], smoothing_s: float = 0.0, batch_windows: int | None = None,
+                    progress: ProgressFn | None = None, heard: bool = False,
+                    check: Callable[[FrameSchedule], None] | None = None) -> ScheduledTokens:
     """One recording -> its frame schedule, smoothed keyframe tokens (model device) and per-frame loudness;
-    with `heard`, also the keyframes' AudioSet probabilities, smoothed the same way.
+    with `heard`, also the keyframes' AudioSet probabilities, smoothed the same way. `window_s=None` is the
+    tokenizer's window (the embedder's).
 
     `check(schedule)` sees the plan before the audio is resampled or BEATs runs, and may raise: a refusal of
     an hour-long schedule (`limits.check_schedule`) then costs a moment, not the hour.
@@ -235,6 +241,7 @@ def encode_schedule(tokenizer: AudioTokenizer, waveform, sample_rate: int, fps: 
     _check_non_negative("smoothing", smoothing_s)  # before BEATs runs, not after
     # planned from the length resampling will give, so nothing is resampled before the check
     n_samples = output_length(int(waveform.shape[-1]), sample_rate, TARGET_RATE)
+    window_s = tokenizer.window_seconds if window_s is None else window_s
     schedule = plan_schedule(n_samples / TARGET_RATE, fps, n_frames, start_s, hop_s, window_s, align)
     if check is not None:
         check(schedule)
@@ -277,5 +284,5 @@ def _check_non_negative(what: str, value) -> None:
         raise ValueError(f"{what} must be >= 0 seconds (0 = off), got {value!r}")
 
 
-__all__ = ["ALIGNS", "FrameSchedule", "ScheduledTokens", "cut_windows", "encode_schedule", "frame_loudness",
-           "frames_in", "keyframe_tokens", "plan_schedule", "smooth_keyframes", "window_offsets"]
+__all__ = ["ALIGNS", "DEFAULT_HOP_S", "FrameSchedule", "ScheduledTokens", "cut_windows", "encode_schedule",
+           "frame_loudness", "frames_in", "keyframe_tokens", "plan_schedule", "smooth_keyframes", "window_offsets"]

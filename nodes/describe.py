@@ -7,9 +7,10 @@ from comfy_api.latest import io, ui
 from ..audiotoken_core.labels import (DEFAULT_K, DEFAULT_THRESHOLD, labels_text, parse_words, scores_text,
                                       top_labels)
 from . import host_compat
-from .encode import DEFAULT_WINDOW_S, MAX_WINDOW_S, unpack_audio
+from .encode import SHORTEST_WINDOW_S, unpack_audio
 from .runtime import host_progress
 from .types import CATEGORY, AudioTokenModelType, combo_problem
+from .window import EMBEDDERS, window_in_use, window_input
 
 # Encode's modes less `first`: Describe names a whole sound (mean) or each of its windows.
 DESCRIBE_MODES = ("mean", "windows")
@@ -47,10 +48,9 @@ class AudioTokenDescribe(io.ComfyNode):
                                tooltip="mean: one text per sound, from the scores averaged over its windows. "
                                        "windows: one text per window, in the order AudioToken Encode's "
                                        "windows mode makes its token sets."),
-                io.Float.Input("window_seconds", default=DEFAULT_WINDOW_S, min=0.5, max=MAX_WINDOW_S, step=0.5,
-                               round=0.001,
-                               tooltip="Window length in seconds. BEATs was fine-tuned on 10 s clips. Use the "
-                                       "same value as AudioToken Encode to get one text per token set."),
+                window_input(SHORTEST_WINDOW_S,
+                             "Window length in seconds. Leave it as AudioToken Encode's to get one text per "
+                             "token set."),
             ],
             outputs=[io.String.Output(display_name="labels", is_output_list=True,
                                       tooltip="The labels as prompt text ('dog, bark, animal'): one text per "
@@ -65,14 +65,15 @@ class AudioTokenDescribe(io.ComfyNode):
 
     @classmethod
     def execute(cls, audiotoken_model, audio, k=DEFAULT_K, threshold=DEFAULT_THRESHOLD, exclude="", mode="mean",
-                window_seconds=DEFAULT_WINDOW_S) -> io.NodeOutput:
+                window_seconds=EMBEDDERS) -> io.NodeOutput:
         host_compat.require("encode")
         waveform, sample_rate = unpack_audio(audio)
+        window = window_in_use(audiotoken_model, window_seconds, SHORTEST_WINDOW_S)
         problem = audiotoken_model.head_problem()
         if problem is not None:
             raise ValueError(f"{audiotoken_model.encoder_name}: {problem}.")
         # Encode's own entry and windows: one BEATs pass, rows in Encode's order (sound-major windows).
-        heard = audiotoken_model.encode(waveform, sample_rate, duration_s=float(window_seconds), mode=mode,
+        heard = audiotoken_model.encode(waveform, sample_rate, duration_s=window.seconds, mode=mode,
                                         heard=True, progress=host_progress())
         classes = audiotoken_model.classes()
         words = parse_words(exclude)
@@ -81,6 +82,7 @@ class AudioTokenDescribe(io.ComfyNode):
                  for row, top in zip(heard.heard, tops)]
         if len(lines) > 1:
             lines = [f"{_span_text(span)}: {line}" for span, line in zip(heard.spans, lines)]
+        lines.append(f"window {window}")
         return io.NodeOutput([labels_text(top) for top in tops], ui=ui.PreviewText("\n".join(lines)))
 
 

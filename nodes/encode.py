@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from comfy_api.latest import io, ui
 
-from ..audiotoken_core.audio import WINDOW_SECONDS as DEFAULT_WINDOW_S
 from ..audiotoken_core.pipeline import ENCODE_MODES
 from . import host_compat
 from .heard import can_hear, heard_rows
 from .runtime import host_progress
 from .types import CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, combo_problem
+from .window import EMBEDDERS, MAX_WINDOW_S, window_in_use, window_input
 
-# BEATs attention memory grows with the square of the window (its position bias and scores are
-# [heads, tokens, tokens], 50 tokens a second): a CPU host with the full-size model peaks at 1.5 GB RSS at
-# 30 s, 2.2 GB at 60 s, 5.1 GB at 120 s, and 600 s would need about 100 GB (docs/benchmarks.md). BEATs and
-# the embedder work on 10 s AudioSet clips and BEATs' relative positions stop at 16 s, so longer sounds
-# belong to mode mean/windows. (The core runs fewer rows a pass for longer windows: pipeline.rows_per_pass.)
-MAX_WINDOW_S = 30.0
+SHORTEST_WINDOW_S = 0.5
 
 
 class AudioTokenEncode(io.ComfyNode):
@@ -37,13 +32,11 @@ class AudioTokenEncode(io.ComfyNode):
                                        "batch (one image per window)."),
                 io.Float.Input("start_seconds", default=0.0, min=0.0, max=86400.0, step=0.1, round=0.001,
                                tooltip="Where the first window starts, in seconds from the start of the audio."),
-                io.Float.Input("window_seconds", default=DEFAULT_WINDOW_S, min=0.5, max=MAX_WINDOW_S, step=0.5,
-                               round=0.001,
-                               tooltip="Window length in seconds. 10 s is what BEATs and the official embedder "
-                                       f"work on; shorter clips are repeated to fill it. At most {MAX_WINDOW_S:g} "
-                                       "s: BEATs' memory grows with the square of the window. For longer "
-                                       "recordings use mode mean or windows, which go through them window by "
-                                       "window."),
+                window_input(SHORTEST_WINDOW_S,
+                             "Window length in seconds; clips shorter than the window are repeated to fill it. "
+                             f"At most {MAX_WINDOW_S:g} s: BEATs' memory grows with the square of the window. "
+                             "For longer recordings use mode mean or windows, which go through them window by "
+                             "window."),
             ],
             outputs=[
                 AudioTokensType.Output(display_name="AUDIO_TOKENS",
@@ -61,21 +54,22 @@ class AudioTokenEncode(io.ComfyNode):
 
     @classmethod
     def execute(cls, audiotoken_model, audio, mode="first", start_seconds=0.0,
-                window_seconds=DEFAULT_WINDOW_S) -> io.NodeOutput:
+                window_seconds=EMBEDDERS) -> io.NodeOutput:
         host_compat.require("encode")
         waveform, sample_rate = unpack_audio(audio)
+        window = window_in_use(audiotoken_model, window_seconds, SHORTEST_WINDOW_S)
         # One BEATs pass gives the tokens and, with the AudioSet head, what was heard in each token row: words
         # for the text encoders no token fits (Text Encode's word route), and the preview.
         out = audiotoken_model.encode(waveform, sample_rate, offset_s=float(start_seconds),
-                                      duration_s=float(window_seconds), mode=mode,
+                                      duration_s=window.seconds, mode=mode,
                                       heard=can_hear(audiotoken_model), progress=host_progress())
         heard, preview = heard_rows(audiotoken_model, out.heard)
         result = AudioTokens(out.tokens, info={
-            "mode": mode, "start_seconds": float(start_seconds), "window_seconds": float(window_seconds),
+            "mode": mode, "start_seconds": float(start_seconds), "window_seconds": window.seconds,
             "sounds": int(waveform.shape[0]) if waveform.ndim == 3 else 1,
             "embedder": audiotoken_model.embedder_name, "audio_encoder": audiotoken_model.encoder_name,
         }, heard=heard)
-        return io.NodeOutput(result, result.batch_size, ui=ui.PreviewText(preview))
+        return io.NodeOutput(result, result.batch_size, ui=ui.PreviewText(f"{preview}\nwindow {window}"))
 
 
 def unpack_audio(audio):

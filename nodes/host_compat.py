@@ -8,6 +8,10 @@ instead of a traceback in the middle of a prompt.
 No version number is compared: a host of any version passes when it has what FEATURES lists, so the releases
 read but not run in CI (0.34-0.39, docs/design.md "Host compatibility") load, and one that drops a detail is
 named whatever its number.
+
+A host can also have every detail and refuse to use it: ComfyUI's governed builds return None from
+`load_embed` under a model policy. That is no change a pack update would follow, so it has its own message
+(`embeddings_refused_message`), given at start-up and by Text Encode, whichever finds it first.
 """
 
 from __future__ import annotations
@@ -45,6 +49,27 @@ def _tokenizer_embedding_options() -> None:
         raise LookupError("comfy.sd1_clip.SDTokenizer(" + ", ".join(missing) + "=...)")
 
 
+class Refused(Exception):
+    """The host has what the pack needs but will not serve it (a policy of the build)."""
+
+
+def embeddings_refused_message() -> str:
+    return (f"This ComfyUI ({comfyui_version()}) refuses embedding files: its load_embed gave nothing for the "
+            "textual-inversion file AudioToken wrote for the sound, as builds with a model policy that forbids "
+            "embeddings do. AudioToken Text Encode places the sound through the host's own embedding:NAME "
+            "files, so it cannot run here (Save Embedding's files are ignored by this host too). Allow "
+            "embeddings in this ComfyUI's model policy, or put the words of AudioToken Describe into the "
+            "model's own prompt node.")
+
+
+def refuses_embedding(folder: Path, name: str, size: int, key: str) -> bool:
+    """Whether the host's `load_embed` gives nothing for the embedding file `folder/name.safetensors` that is
+    there: a refusal, not a lookup that changed."""
+    from comfy.sd1_clip import load_embed
+
+    return (Path(folder) / f"{name}.safetensors").is_file() and load_embed(name, [str(folder)], size, key) is None
+
+
 def _embedding_files_load() -> None:
     """The host reads a `{clip_l: [n, D]}` safetensors file by name from a folder list, as Text Encode writes it."""
     import torch
@@ -55,7 +80,10 @@ def _embedding_files_load() -> None:
     with tempfile.TemporaryDirectory(prefix="audiotoken_check_") as folder:
         save_file({"clip_l": want}, str(Path(folder) / "probe.safetensors"))
         got = load_embed("probe", [folder], 3, "clip_l")
-    if got is None or not torch.equal(got.reshape(2, 3).float(), want):
+    if got is None:
+        raise Refused(embeddings_refused_message())
+    if not isinstance(got, torch.Tensor) or got.numel() != want.numel() or \
+            not torch.equal(got.reshape(2, 3).float(), want):
         raise LookupError("comfy.sd1_clip.load_embed no longer reads {clip_l: [n, D]} .safetensors files")
 
 
@@ -87,14 +115,17 @@ def check_host() -> dict[str, str]:
     if _problems is None:
         _problems = {}
         for feature, checks in FEATURES.items():
-            failed = []
+            failed, refused = [], None
             for check in checks:
                 try:
                     check()
-                except Exception as exc:  # any failure means the detail is not what the pack expects
+                except Refused as exc:
+                    refused = str(exc)
+                except Exception as exc:  # any other failure means the detail is not what the pack expects
                     failed.append(str(exc) or type(exc).__name__)
-            if failed:
-                _problems[feature] = changed_host_message(f"{feature} needs {'; '.join(failed)}")
+            if failed or refused:
+                _problems[feature] = changed_host_message(f"{feature} needs {'; '.join(failed)}") if failed \
+                    else refused
                 log.error("[AudioToken] %s", _problems[feature])
     return _problems
 

@@ -42,6 +42,16 @@ class AudioTokenModel:
         self.patcher = comfy.model_patcher.ModelPatcher(_Pair(beats, embedder), load_device=load_device,
                                                         offload_device=offload_device)
 
+    @property
+    def window_seconds(self) -> float:
+        """The window Encode, Describe and Schedule use unless told otherwise: the embedder's own."""
+        return self.tokenizer.window_seconds
+
+    @property
+    def widths(self) -> dict[str, int]:
+        """`{head: width}` of the tokens it gives (what a schedule's conditioning will be as wide as)."""
+        return self.tokenizer.widths
+
     def load(self) -> None:
         """Put the pair on its compute device under the host's memory management."""
         # Plain nn layers cannot be partially loaded in low-VRAM mode, and the pair is small: load it whole.

@@ -6,18 +6,18 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..audiotoken_core.limits import MAX_FRAMES, MAX_KEYFRAMES
-from ..audiotoken_core.schedule import ALIGNS, ScheduledTokens
+from ..audiotoken_core.schedule import ALIGNS, DEFAULT_HOP_S, ScheduledTokens
 from . import host_compat
 from .heard import can_hear, heard_over_time, name_rows, no_head_message
 from .limits import check_schedule_size
-from .encode import MAX_WINDOW_S, unpack_audio
+from .encode import unpack_audio
 from .runtime import host_progress
 from .types import (CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, HeardRows, KeyframeTokens,
                     combo_problem)
+from .window import EMBEDDERS, Window, window_in_use, window_input
 
 DEFAULT_FPS = 8.0
-DEFAULT_HOP_S = 0.5
-DEFAULT_WINDOW_S = 2.0
+SHORTEST_WINDOW_S = 0.1
 
 
 class AudioTokenSchedule(io.ComfyNode):
@@ -49,12 +49,10 @@ class AudioTokenSchedule(io.ComfyNode):
                                tooltip="Seconds between keyframes, where BEATs listens. Smaller follows quick "
                                        "changes more closely and costs more (about duration / hop windows); "
                                        "the frame rate does not change the cost."),
-                io.Float.Input("window_seconds", default=DEFAULT_WINDOW_S, min=0.1, max=MAX_WINDOW_S, step=0.5,
-                               round=0.001,
-                               tooltip="How much sound each keyframe hears. Short windows react fast; 10 s is "
-                                       "what the official embedder was trained on (steadier, slower to react). "
-                                       "Windows are slid inside the recording at its ends. At most "
-                                       f"{MAX_WINDOW_S:g} s, as in AudioToken Encode."),
+                window_input(SHORTEST_WINDOW_S,
+                             "How much sound each keyframe hears. Shorter windows react faster to a change in "
+                             "the sound, but the embedder's tokens are the ones it was trained to give only at "
+                             "its own window. Windows are slid inside the recording at its ends."),
                 io.Combo.Input("align", options=list(ALIGNS), default=ALIGNS[0],
                                tooltip="centred: a keyframe hears window_seconds around its time (reacts a "
                                        "little before a sound starts). trailing: only the window_seconds "
@@ -87,17 +85,17 @@ class AudioTokenSchedule(io.ComfyNode):
 
     @classmethod
     def execute(cls, audiotoken_model, audio, fps=DEFAULT_FPS, frames=0, start_seconds=0.0,
-                hop_seconds=DEFAULT_HOP_S, window_seconds=DEFAULT_WINDOW_S, align=ALIGNS[0],
+                hop_seconds=DEFAULT_HOP_S, window_seconds=EMBEDDERS, align=ALIGNS[0],
                 smoothing=0.0) -> io.NodeOutput:
         host_compat.require("encode")
         waveform, sample_rate = unpack_audio(audio)
+        window = window_in_use(audiotoken_model, window_seconds, SHORTEST_WINDOW_S)
         # Before BEATs: the conditioning Text Encode will make from this is at least one 77-position prompt
         # per frame, as wide as the embedder's heads together (768 for SD1.5, 2048 for SDXL).
-        embedder = audiotoken_model.tokenizer.embedder
-        widths = list(embedder.widths.values()) if embedder is not None else []
+        widths = list(audiotoken_model.widths.values())
         result = audiotoken_model.encode_schedule(waveform, sample_rate, fps=float(fps), n_frames=int(frames),
                                                   start_s=float(start_seconds), hop_s=float(hop_seconds),
-                                                  window_s=float(window_seconds), align=align,
+                                                  window_s=window.seconds, align=align,
                                                   smoothing_s=float(smoothing), progress=host_progress(),
                                                   heard=can_hear(audiotoken_model),
                                                   check=lambda plan: check_schedule_size(plan, widths, True))
@@ -108,11 +106,11 @@ class AudioTokenSchedule(io.ComfyNode):
         tokens = schedule_tokens(result, info={
             "mode": "schedule", "fps": float(fps), "frames": result.schedule.n_frames,
             "keyframes": result.schedule.n_keys, "start_seconds": float(start_seconds),
-            "hop_seconds": float(hop_seconds), "window_seconds": float(window_seconds), "align": align,
+            "hop_seconds": float(hop_seconds), "window_seconds": window.seconds, "align": align,
             "smoothing_seconds": float(smoothing), "sounds": 1,
             "embedder": audiotoken_model.embedder_name, "audio_encoder": audiotoken_model.encoder_name,
         }, heard=heard)
-        preview = summary(result, float(start_seconds), float(smoothing))
+        preview = summary(result, float(start_seconds), float(smoothing), window)
         preview += ("\nHeard:\n" + heard_over_time(key_words, result.schedule.key_times) if key_words else
                     "\n" + no_head_message(audiotoken_model))
         return io.NodeOutput(tokens, tokens.batch_size, result.loudness.tolist(), ui=ui.PreviewText(preview))
@@ -125,8 +123,8 @@ def schedule_tokens(result: ScheduledTokens, info: dict, heard: HeardRows | None
     return AudioTokens(per_frame, info=info, keyframes=KeyframeTokens(keys, result.schedule), heard=heard)
 
 
-def summary(result: ScheduledTokens, start_s: float, smoothing_s: float) -> str:
+def summary(result: ScheduledTokens, start_s: float, smoothing_s: float, window: Window) -> str:
     s = result.schedule
     smoothing = f", smoothed over {smoothing_s:g} s" if smoothing_s > 0 else ""
     return (f"{s.n_frames} frames at {s.fps:g} fps ({s.n_frames / s.fps:.2f} s from {start_s:g} s); "
-            f"{s.n_keys} keyframes every {s.hop_s:g} s, {s.window_s:g} s {s.align} windows{smoothing}")
+            f"{s.n_keys} keyframes every {s.hop_s:g} s, {s.align} windows of {window}{smoothing}")

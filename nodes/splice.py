@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from ..audiotoken_core.embedder.meta import head_name
+from ..audiotoken_core.embedder.meta import embedding_key, head_name
 from ..audiotoken_core.prompt import fits
 from . import host_compat
 from .embedding_file import write_embedding
@@ -83,41 +83,65 @@ def clip_encoders(clip) -> list[Encoder]:
     return found
 
 
-def token_route(encoders: list[Encoder], tokens: dict[str, torch.Tensor]) -> set[str]:
-    """Attributes of the encoders the embedder has a head for (same name, same width)."""
+@dataclass(frozen=True)
+class SplicePlan:
+    """How one CLIP takes one embedder's tokens, worked out once (`plan_splice`): every encoder, which of them
+    take the token (their attributes), and the embedder's heads (`{name: width}`, `{name: vectors a sound}`).
+
+    Text Encode's placement, its preview and its size check all read this one plan."""
+
+    encoders: tuple[Encoder, ...]
+    routed: frozenset[str]
+    head_widths: dict[str, int]
+    head_vectors: dict[str, int]
+
+    def takes_tokens(self, enc: Encoder) -> bool:
+        return enc.attr in self.routed
+
+    @property
+    def widths(self) -> list[int]:
+        """Every encoder's width: a prompt of this CLIP is at least this wide, side by side."""
+        return [e.width for e in self.encoders]
+
+    def describe(self, words_source: str) -> str:
+        """What the node preview says: which route each encoder took, and why an encoder got words."""
+        lines = []
+        for e in self.encoders:
+            if self.takes_tokens(e):
+                n = self.head_vectors[e.name]
+                lines.append(f"{e.label()}: audio token ({n} vector{'s' if n > 1 else ''})")
+                continue
+            why = (f" (the embedder's {e.name} head is {self.head_widths[e.name]} wide)"
+                   if e.name in self.head_widths else "")
+            lines.append(f"{e.label()}: {words_source}{why}")
+        if not self.routed:
+            heads = ", ".join(f"{k} ({v})" for k, v in sorted(self.head_widths.items()))
+            lines.append(f"No encoder of this CLIP fits the embedder's token ({heads}): words only.")
+        return "\n".join(lines)
+
+
+def plan_splice(clip, tokens: dict[str, torch.Tensor]) -> SplicePlan:
+    """The plan for `tokens` (`{head: [B, n, D]}`) in `clip`: an encoder takes the token when the embedder has
+    a head of its name and width (`prompt.fits`), words otherwise."""
+    host_compat.require("text encode")
+    encoders = tuple(clip_encoders(clip))
     widths = {name: int(t.shape[-1]) for name, t in tokens.items()}
-    return {e.attr for e in encoders if fits(widths, e.name, e.width)}
-
-
-def describe_routes(encoders: list[Encoder], tokens: dict[str, torch.Tensor], words_source: str) -> str:
-    """What the node preview says: which path each encoder took, and why an encoder got words."""
-    routed = token_route(encoders, tokens)
-    lines = []
-    for e in encoders:
-        if e.attr in routed:
-            n = int(tokens[e.name].shape[1])
-            lines.append(f"{e.label()}: audio token ({n} vector{'s' if n > 1 else ''})")
-            continue
-        why = (f" (the embedder's {e.name} head is {int(tokens[e.name].shape[-1])} wide)" if e.name in tokens
-               else "")
-        lines.append(f"{e.label()}: {words_source}{why}")
-    if not routed:
-        heads = ", ".join(f"{k} ({int(v.shape[-1])})" for k, v in sorted(tokens.items()))
-        lines.append(f"No encoder of this CLIP fits the embedder's token ({heads}): words only.")
-    return "\n".join(lines)
+    routed = frozenset(e.attr for e in encoders if fits(widths, e.name, e.width))
+    return SplicePlan(encoders, routed, widths, {name: int(t.shape[1]) for name, t in tokens.items()})
 
 
 class _Routes:
     """A private copy of a CLIP whose sub-tokenizers each rewrite the placeholder their own way."""
 
-    def __init__(self, clip, encoders: list[Encoder], routed: set[str], folder: str):
+    def __init__(self, clip, plan: SplicePlan, folder: str):
         self.clip = clip.clone()
+        self.plan = plan
         self.folder = folder
         self.placed: dict[str, int] = {}
         self.replacement: dict[str, str] = {}
         tok = copy.copy(self.clip.tokenizer)
-        for enc in encoders:
-            setattr(tok, enc.attr, self._routed_copy(getattr(tok, enc.attr), enc, enc.attr in routed))
+        for enc in plan.encoders:
+            setattr(tok, enc.attr, self._routed_copy(getattr(tok, enc.attr), enc, plan.takes_tokens(enc)))
         self.clip.tokenizer = tok
 
     def _routed_copy(self, sub, enc: Encoder, as_token: bool):
@@ -143,16 +167,17 @@ class _Routes:
         sub.tokenize_with_weights = tokenize_with_weights
         return sub
 
-    def tokenize(self, text: str, vectors: dict[str, torch.Tensor], name: str, words: str, routed: set[str],
-                 encoders: list[Encoder]) -> dict:
+    def tokenize(self, text: str, vectors: dict[str, torch.Tensor], name: str, words: str) -> dict:
         self.vectors = vectors
         self.placed = {}
-        self.replacement = {e.attr: f"embedding:{name}" if e.attr in routed else words for e in encoders}
+        self.replacement = {e.attr: f"embedding:{name}" if self.plan.takes_tokens(e) else words
+                            for e in self.plan.encoders}
         tokenized = _unmark_vectors(self.clip.tokenize(text))
         expected = placeholder_count(text)
-        for enc in encoders:
-            if enc.attr in routed:
-                _check_placed(enc, self.placed.get(enc.attr, 0), expected * vectors[enc.name].shape[0])
+        for enc in self.plan.encoders:
+            if self.plan.takes_tokens(enc):
+                _check_placed(enc, self.placed.get(enc.attr, 0), expected * self.plan.head_vectors[enc.name],
+                              Path(self.folder), name)
         return tokenized
 
 
@@ -182,49 +207,52 @@ def _count_vectors(tokenized, rows: torch.Tensor) -> int:
                if isinstance(entry[0], torch.Tensor) and any(torch.equal(entry[0], r) for r in rows))
 
 
-def _check_placed(enc: Encoder, placed: int, expected: int) -> None:
-    """A host that parses prompts or finds embeddings differently fails here, instead of drawing without the sound."""
-    if placed != expected:
-        raise RuntimeError(host_compat.changed_host_message(
-            f"its tokenizer placed {placed} of {expected} audio vectors in the {enc.name} prompt (the "
-            "embedding:NAME prompt syntax or the textual-inversion file lookup changed)"))
+def _check_placed(enc: Encoder, placed: int, expected: int, folder: Path, name: str) -> None:
+    """A host that parses prompts or finds embeddings differently fails here, instead of drawing without the sound;
+    one that refuses the embedding file itself (a model policy) says so."""
+    if placed == expected:
+        return
+    if host_compat.refuses_embedding(folder, name, enc.width, embedding_key(enc.name)):
+        raise RuntimeError(host_compat.embeddings_refused_message())
+    raise RuntimeError(host_compat.changed_host_message(
+        f"its tokenizer placed {placed} of {expected} audio vectors in the {enc.name} prompt (the "
+        "embedding:NAME prompt syntax or the textual-inversion file lookup changed)"))
 
 
-def tokenize_with_sound(clip, text: str, tokens: dict[str, torch.Tensor], words: list[str] | None = None) -> list:
+def tokenize_with_sound(clip, text: str, tokens: dict[str, torch.Tensor], words: list[str] | None = None,
+                        plan: SplicePlan | None = None) -> list:
     """The host's token lists for `text`, one per sound, each encoder on its route (see the module doc).
 
     `tokens[name]` is `[B, n, D]`; `words[b]` (default: empty) stands in for sound b wherever no embedder head
-    fits.
+    fits. `plan` is `plan_splice(clip, tokens)`, made here when the caller has none.
     """
-    host_compat.require("text encode")
     problem = missing_placeholder_message(text)
     if problem:
         raise ValueError(problem)
-    encoders = clip_encoders(clip)
-    routed = token_route(encoders, tokens)
+    plan = plan_splice(clip, tokens) if plan is None else plan
     batch = next(iter(tokens.values())).shape[0]
     words = list(words) if words is not None else [""] * batch
     if len(words) != batch:
         raise ValueError(f"{len(words)} word prompts for {batch} sounds")
     per_sound = []
     with tempfile.TemporaryDirectory(prefix="audiotoken_embeddings_") as folder:
-        routes = _Routes(clip, encoders, routed, folder)
+        routes = _Routes(clip, plan, folder)
         for b in range(batch):
             name = f"{SENTINEL}{b}"
-            vectors = {e.name: tokens[e.name][b].detach().to("cpu", torch.float32) for e in encoders
-                       if e.attr in routed}
+            vectors = {e.name: tokens[e.name][b].detach().to("cpu", torch.float32) for e in plan.encoders
+                       if plan.takes_tokens(e)}
             if vectors:
                 write_embedding(Path(folder) / f"{name}.safetensors", {k: v[None] for k, v in vectors.items()}, 0)
-            per_sound.append(routes.tokenize(text, vectors, name, words[b], routed, encoders))
+            per_sound.append(routes.tokenize(text, vectors, name, words[b]))
     return per_sound
 
 
 def encode_with_tokens(clip, text: str, tokens: dict[str, torch.Tensor], words: list[str] | None = None,
-                       progress=None) -> list:
+                       progress=None, plan: SplicePlan | None = None) -> list:
     """CONDITIONING for `text` with the sound in every placeholder: B conditionings stacked on the batch axis
     (cond and pooled alike), so a latent batch of B gives one image per sound. `progress(done, total)` is
     called after each text-encoder run (a schedule's thousands of keyframes take minutes)."""
-    tokenized = tokenize_with_sound(clip, text, tokens, words)
+    tokenized = tokenize_with_sound(clip, text, tokens, words, plan)
     encoded = []
     for t in tokenized:
         encoded.append(clip.encode_from_tokens_scheduled(t))

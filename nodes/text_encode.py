@@ -6,7 +6,7 @@ from comfy_api.latest import io, ui
 
 from .limits import check_keyed_conditioning, check_schedule_size
 from .runtime import host_progress
-from .splice import clip_encoders, describe_routes, encode_with_tokens, missing_placeholder_message
+from .splice import encode_with_tokens, missing_placeholder_message, plan_splice
 from .types import CATEGORY, PLACEHOLDER, AudioTokensType, combo_problem
 
 HEARD, FALLBACK = "what BEATs heard", "fallback text"
@@ -60,19 +60,19 @@ class AudioTokenTextEncode(io.ComfyNode):
             raise ValueError("No CLIP: the checkpoint has no text encoder. Connect the CLIP output of a "
                              "checkpoint loader or a CLIP loader.")
         keyframes = getattr(audio_tokens, "keyframes", None)
-        if keyframes is not None:  # before the first text-encoder run: a too long schedule is refused with its size
-            check_schedule_size(keyframes.schedule, [e.width for e in clip_encoders(clip)], estimate=True)
         rows = keyframes.tokens if keyframes is not None else audio_tokens.tokens
+        plan = plan_splice(clip, rows)  # each encoder's route, once: for the size check, the splice and the preview
+        if keyframes is not None:  # before the first text-encoder run: a too long schedule is refused with its size
+            check_schedule_size(keyframes.schedule, plan.widths, estimate=True)
         prompts, source = word_prompts(audio_tokens, next(iter(rows.values())).shape[0], words, fallback_text or "")
-        conditioning = encode_with_tokens(clip, text, rows, prompts, progress=host_progress())
+        conditioning = encode_with_tokens(clip, text, rows, prompts, progress=host_progress(), plan=plan)
         if keyframes is not None:
             # One text-encoder run per keyframe, then the outputs are interpolated per frame, as prompt travel does.
             for c, _ in conditioning:
                 check_keyed_conditioning(keyframes.schedule, c)
             conditioning = [[keyframes.schedule.interpolate(c), _interpolate_extras(keyframes.schedule, x, c)]
                             for c, x in conditioning]
-        report = describe_routes(clip_encoders(clip), rows, source)
-        return io.NodeOutput(conditioning, ui=ui.PreviewText(report))
+        return io.NodeOutput(conditioning, ui=ui.PreviewText(plan.describe(source)))
 
 
 def word_prompts(audio_tokens, rows: int, words: str, fallback: str) -> tuple[list[str], str]:

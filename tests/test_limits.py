@@ -64,7 +64,9 @@ def test_durations_read_at_a_glance():
 
 
 def test_encode_schedule_checks_the_plan_before_resampling_or_beats():
-    class NoBeats:  # any use of the tokenizer would mean work was done before the check
+    class NoBeats:  # any other use of the tokenizer would mean work was done before the check
+        window_seconds = 10.0  # the plan's default window: the embedder's
+
         def __getattr__(self, name):
             raise AssertionError(f"tokenizer.{name} used before the size check")
 

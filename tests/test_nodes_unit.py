@@ -22,6 +22,8 @@ CORE_NODES = {"CheckpointLoaderSimple", "LoadAudio", "CLIPTextEncode", "EmptyLat
               # tested hosts
               "UNETLoader", "DualCLIPLoader", "VAELoader", "CLIPTextEncodeFlux", "FluxGuidance",
               "ConditioningZeroOut", "EmptySD3LatentImage", "StringConcatenate"}
+# Where window_seconds sits among each node's saved widget values (its input order, optional inputs last).
+WINDOW_WIDGET = {"AudioTokenEncode": 2, "AudioTokenDescribe": 3, "AudioTokenSchedule": 4}
 
 
 def test_root_package_imports_without_comfyui():
@@ -82,3 +84,5 @@ def test_example_workflow_is_consistent_litegraph(path):
             assert len(n["widgets_values"]) == 3 and n["widgets_values"][1:] == [None, None]
         if n["type"] == "AudioTokenTextEncode":
             assert "<audio>" in n["widgets_values"][0]
+        if n["type"] in WINDOW_WIDGET:  # 0: the window the embedder records (test_server_workflows reads names)
+            assert n["widgets_values"][WINDOW_WIDGET[n["type"]]] == 0.0, n

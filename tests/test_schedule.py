@@ -197,6 +197,14 @@ def test_a_recording_shorter_than_the_window_is_repeated(tokenizer):
     torch.testing.assert_close(result.keyframes["l"][0], tiled[0], rtol=1e-4, atol=1e-5)
 
 
+def test_the_default_window_is_the_embedders(tokenizer):
+    wave = a_silence_b()[:, : 3 * SR]
+    auto = encode_schedule(tokenizer, wave, SR, fps=4)  # the embedder was trained on 1 s windows
+    assert tokenizer.window_seconds == auto.schedule.window_s == 1.0
+    given = encode_schedule(tokenizer, wave, SR, fps=4, window_s=1.0)
+    torch.testing.assert_close(auto.keyframes["l"], given.keyframes["l"])
+
+
 # --- loudness ----------------------------------------------------------------------------------------------
 
 def test_loudness_follows_the_sound_and_spans_zero_to_one():

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from ..audio import TARGET_RATE, WINDOW_SECONDS
+from ..audio import WINDOW_SECONDS
 from ..sources import official
 
 # The audio encoder an embedder reads unless its metadata names another: the official BEATs file's name, less
@@ -88,7 +88,9 @@ class EmbedderMeta:
 
     `layers` are 1-based BEATs transformer layers whose outputs are concatenated, so
     `encoder_width * len(layers)` must equal the Embedder's input width. `n_tokens` is per head
-    (`{head: count}`); an int given here means that count for every head of `widths`.
+    (`{head: count}`); an int given here means that count for every head of `widths`. `window_seconds` is
+    the window its tokens are meant for: the nodes' and the core's default window. (No sample rate: BEATs
+    reads 16 kHz only, so every path resamples to `audio.TARGET_RATE`; older files' `sample_rate` is ignored.)
     """
 
     audio_encoder: str = OFFICIAL_AUDIO_ENCODER
@@ -97,7 +99,6 @@ class EmbedderMeta:
     widths: dict[str, int] = field(default_factory=lambda: {"l": 768})
     n_tokens: dict[str, int] | int = 1
     window_seconds: float = WINDOW_SECONDS
-    sample_rate: int = TARGET_RATE
     training: dict = field(default_factory=dict)
     source: str = ""
 
@@ -107,14 +108,13 @@ class EmbedderMeta:
         self.encoder_width = int(self.encoder_width)
         self.n_tokens = tokens_per_head(self.n_tokens, self.widths)
         self.window_seconds = float(self.window_seconds)
-        self.sample_rate = int(self.sample_rate)
         self.training = dict(self.training)
         if not self.layers or min(self.layers) < 1:
             raise ValueError(f"layers are 1-based BEATs layer numbers, got {list(self.layers)}")
-        if self.encoder_width < 1 or self.sample_rate < 1 or self.window_seconds <= 0:
+        if self.encoder_width < 1 or self.window_seconds <= 0:
             raise ValueError(
                 f"invalid embedder metadata: encoder_width={self.encoder_width}, n_tokens={self.n_tokens}, "
-                f"sample_rate={self.sample_rate}, window_seconds={self.window_seconds}"
+                f"window_seconds={self.window_seconds}"
             )
 
     @property
@@ -133,7 +133,6 @@ class EmbedderMeta:
             "widths": json.dumps(self.widths),
             "n_tokens": json.dumps(self.n_tokens),
             "window_seconds": repr(self.window_seconds),
-            "sample_rate": str(self.sample_rate),
             "training": json.dumps(self.training),
             "source": self.source,
         }
@@ -157,8 +156,6 @@ class EmbedderMeta:
                 kwargs["n_tokens"] = dict(count) if isinstance(count, dict) else int(count)
             if "window_seconds" in meta:
                 kwargs["window_seconds"] = float(meta["window_seconds"])
-            if "sample_rate" in meta:
-                kwargs["sample_rate"] = int(float(meta["sample_rate"]))
             if "training" in meta:
                 kwargs["training"] = dict(json.loads(meta["training"]))
             if "source" in meta:

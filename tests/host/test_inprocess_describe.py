@@ -91,7 +91,8 @@ def test_windows_mode_gives_one_text_per_window_like_encode(model):
     texts, preview = describe(model, sound, mode="windows")
     _, count = pack_module("encode").AudioTokenEncode.execute(model, sound, mode="windows", window_seconds=2.0)
     assert len(texts) == count == 6 and set(texts) == {"speech, music, dog"}
-    lines = preview.splitlines()
+    *lines, window = preview.splitlines()
+    assert window == "window 2 s"
     assert len(lines) == 6 and lines[0].startswith("sound 1, 0.0-2.0 s: Speech")
     assert lines[2].startswith("sound 1, 4.0-5.0 s:") and lines[3].startswith("sound 2, 0.0-2.0 s:")
 

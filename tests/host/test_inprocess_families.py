@@ -229,10 +229,9 @@ def test_every_head_places_its_vectors_as_the_host_does(family, ours_prompt, wei
     tokenizer = family_tokenizer(family, str(folder))
     clip = TokenizerOnlyClip(tokenizer)
     tokens = family_tokens(family)
-    encoders = splice.clip_encoders(clip)
-    routed = splice.token_route(encoders, tokens)
-    assert {e.name for e in encoders if e.attr in routed} == set(tokens), "every head of the family fits"
-    ours = splice.tokenize_with_sound(clip, ours_prompt, tokens, [WORDS])
+    plan = splice.plan_splice(clip, tokens)
+    assert {e.name for e in plan.encoders if plan.takes_tokens(e)} == set(tokens), "every head of the family fits"
+    ours = splice.tokenize_with_sound(clip, ours_prompt, tokens, [WORDS], plan)
     assert len(ours) == 1
     host_prompt = host_spelling(tokenizer, weighted if FAMILIES[family][3] else unweighted)
     theirs = host_reference(tokenizer, tokens, set(ours[0]), folder, host_prompt, ours_prompt.replace("<audio>", WORDS))
@@ -267,9 +266,9 @@ def test_sd1_token_where_it_fits_words_elsewhere(family, routed, tmp_path):
     tokenizer = family_tokenizer(family, str(tmp_path))
     tokens = {"l": torch.randn(1, 1, 768, generator=torch.Generator().manual_seed(0)) * 0.02}
     clip = TokenizerOnlyClip(tokenizer)
-    encoders = splice.clip_encoders(clip)
-    assert {e.name for e in encoders if e.attr in splice.token_route(encoders, tokens)} == routed
-    ours = splice.tokenize_with_sound(clip, PROMPT, tokens, [WORDS])
+    plan = splice.plan_splice(clip, tokens)
+    assert {e.name for e in plan.encoders if plan.takes_tokens(e)} == routed
+    ours = splice.tokenize_with_sound(clip, PROMPT, tokens, [WORDS], plan)
     theirs = host_reference(tokenizer, tokens, routed, tmp_path, PROMPT.replace("<audio>", "embedding:{n}"),
                             PROMPT.replace("<audio>", WORDS))
     assert_same_tokens(ours[0], theirs)
@@ -518,10 +517,10 @@ def test_preview_of_a_flux_embedder_names_both_token_routes(tmp_path):
     splice = pack_module("splice")
     tokenizer = family_tokenizer("flux", str(tmp_path))
     clip = TokenizerOnlyClip(tokenizer)
-    preview = splice.describe_routes(splice.clip_encoders(clip), family_tokens("flux"), "words 'dog'")
+    preview = splice.plan_splice(clip, family_tokens("flux")).describe("words 'dog'")
     assert preview.splitlines() == ["l (768): audio token (1 vector)", "t5xxl (4096): audio token (4 vectors)"]
     narrow = {"l": torch.zeros(1, 1, 768), "t5xxl": torch.zeros(1, 1, 512)}
-    preview = splice.describe_routes(splice.clip_encoders(clip), narrow, "words 'dog'")
+    preview = splice.plan_splice(clip, narrow).describe("words 'dog'")
     assert "t5xxl (4096): words 'dog' (the embedder's t5xxl head is 512 wide)" in preview, preview
 
 

@@ -71,12 +71,18 @@ def test_schema_has_tooltips_and_a_float_list_output():
     assert [o.is_output_list for o in schema.outputs] == [False, False, True]
 
 
-def test_text_encode_makes_one_conditioning_per_frame(model, folders):
+def test_text_encode_makes_one_conditioning_per_frame_from_one_plan(model, folders, monkeypatch):
+    """One plan of the encoders' routes serves the size check, the splice and the preview."""
+    splice = pack_module("splice")
     node = pack_module("text_encode").AudioTokenTextEncode
     tokens, frames = schedule(model, sound(2.0, rate=16000, channels=1), frames=6, smoothing=0.5)[:2]
     clip = small_sd1_clip([str(folders["embeddings"])])
-    cond = node.execute(clip, tokens, "a photo of <audio>")[0]
+    listed, real = [], splice.clip_encoders
+    monkeypatch.setattr(splice, "clip_encoders", lambda c: listed.append(c) or real(c))
+    out = node.execute(clip, tokens, "a photo of <audio>")
+    cond = out[0]
     assert cond[0][0].shape == (frames, 77, 768) and cond[0][1]["pooled_output"].shape == (frames, 768)
+    assert listed == [clip] and out.ui.as_dict()["text"][0].startswith("l (768): audio token (1 vector)")
 
 
 def test_progress_is_reported_and_cancel_interrupts(model):

@@ -83,7 +83,7 @@ def test_zero_length_audio_is_a_clear_node_error(comfy_server):
 
 def test_out_of_range_window_is_rejected_by_the_host(comfy_server):
     prompt = graph()
-    prompt["4"]["inputs"]["window_seconds"] = 0.1
+    prompt["4"]["inputs"]["window_seconds"] = -1.0  # 0 is the embedder's window; 0-0.5 s Encode refuses itself
     status, answer = comfy_server.post_prompt(prompt)
     assert status == 400 and answer["node_errors"]["4"]["errors"][0]["type"] == "value_smaller_than_min"
 

@@ -82,6 +82,15 @@ def test_every_example_workflow_runs_whole_or_in_part():
     assert {p.name for p in PARTIAL_RUNS} == set(PARTIAL)
 
 
+def test_example_workflows_leave_the_window_to_the_embedder(object_info):
+    """Encode, Describe and Schedule in every example hear the window their embedder records (0 = its own)."""
+    windows = {(path.stem, n["class_type"]): n["inputs"]["window_seconds"]
+               for path in WORKFLOWS for n in ui_to_api(json.loads(path.read_text()), object_info).values()
+               if "window_seconds" in n["inputs"]}
+    assert {kind for _, kind in windows} == {"AudioTokenEncode", "AudioTokenDescribe", "AudioTokenSchedule"}
+    assert set(windows.values()) == {0.0}, windows
+
+
 @pytest.mark.parametrize("path", FULL, ids=[p.stem for p in FULL])
 def test_example_workflow_runs(comfy_server, object_info, path: Path):
     workflow = json.loads(path.read_text())
