@@ -26,11 +26,12 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from contextlib import contextmanager
 from typing import Callable
 
 from .download_lock import download_lock
 from .hashes import CHUNK, git_blob_id, sha256_of
-from .sources import Source, find, human_size, resolved
+from .sources import MIRROR_ENV, Source, find, human_size, resolved
 
 log = logging.getLogger("audiotoken.download")
 
@@ -42,7 +43,13 @@ VERIFIED_MARK = ".audiotoken-verified"
 
 
 class DownloadError(RuntimeError):
-    """A download that did not produce a verified file; the message says what to put where instead."""
+    """A download that did not produce a verified file; the message says what to put where instead.
+
+    `fetch` and `fetch_snapshot` set `source` and `folder` (the file it was for, the folder it belongs in), so a
+    caller that collects several failures can list them in one short line each (`missing_summary`)."""
+
+    source: "Source | None" = None
+    folder: "Path | None" = None
 
 
 # ComfyUI's error panel titles an exception `module.qualname`, and this module's name starts with the folder
@@ -94,7 +101,39 @@ def fetch(source: Source, folder: str | os.PathLike, progress: Progress | None =
             return dest
         if waited:
             log.info("the other process left %s unfinished (stopped or failed); downloading it here", source.name)
-        return _fetch_locked(source, dest, progress, retries, retry_wait_s)
+        with for_file(source, dest.parent):
+            return _fetch_locked(source, dest, progress, retries, retry_wait_s)
+
+
+@contextmanager
+def for_file(source: Source, folder: Path):
+    """Names the file and its folder on a DownloadError raised inside."""
+    try:
+        yield
+    except DownloadError as exc:
+        exc.source, exc.folder = source, folder
+        raise
+
+
+def missing_summary(errors: "list[DownloadError]") -> str:
+    """Several failed downloads in one text: first one short line per file (file, folder, address) and the
+    mirror setting, what fits on a node; then each full message as its own paragraph, for the log."""
+    lines = [f"{len(errors)} model file{'s' if len(errors) > 1 else ''} could not be downloaded:"]
+    for exc in errors:
+        if exc.source is None:
+            lines.append(f"- {exc}")
+            continue
+        official = find(exc.source.name) or exc.source
+        origin = official.url or f"https://huggingface.co/{official.hf_repo}"
+        lines.append(f"- {exc.source.name} -> {exc.folder}, from {origin}")
+    lines.append(mirror_line())
+    return "\n".join(lines) + "\n\n" + "\n\n".join(str(exc) for exc in errors)
+
+
+def mirror_line() -> str:
+    now = os.environ.get(MIRROR_ENV, "").strip()
+    return (f"Offline? Put the files there by hand, or set {MIRROR_ENV}=http://HOST:PORT to fetch them from a "
+            f"mirror ({f'now {now}' if now else 'now unset'}).")
 
 
 def _fetch_locked(source: Source, dest: Path, progress: Progress | None, retries: int, retry_wait_s: float) -> Path:

@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from .download import VERIFIED_MARK, DownloadError, announce, instead, where_to_put
+from .download import VERIFIED_MARK, DownloadError, announce, for_file, instead, where_to_put
 from .download_lock import download_lock
 from .hashes import git_blob_id, sha256_of
 from .sources import Source
@@ -28,7 +28,8 @@ def fetch_snapshot(source: Source, folder: str | os.PathLike) -> Path:
             return dest
         # the mark says "checked as a whole": not while its files are being replaced
         (dest / VERIFIED_MARK).unlink(missing_ok=True)
-        return _fetch_locked(source, dest)
+        with for_file(source, dest.parent):
+            return _fetch_locked(source, dest)
 
 
 def _fetch_locked(source: Source, dest: Path) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..audiotoken_core import sources
-from ..audiotoken_core.download import DownloadError
+from ..audiotoken_core.download import DownloadError, missing_summary
 from ..audiotoken_core.precision import AUTO, CHOICES, RULE
 from . import folders, host_compat
 from .download_models import ensure_model
@@ -78,16 +78,18 @@ class AudioTokenModelLoader(io.ComfyNode):
         if problem:
             raise ValueError(problem)
         # Both official files are fetched before either failure is reported, so one message names every file
-        # that is still missing (and the next queue has one file less to wait for).
+        # that is still missing (and the next queue has one file less to wait for). Its first lines, one per
+        # file, are what the frontend's error panel and toast show; the full text follows, one file a paragraph,
+        # and the server log keeps it whole.
         paths, failed = [], []
         for folder, name, check in ((folders.EMBEDDER_FOLDER, embedder_name, _embedder_path),
                                     (folders.ENCODER_FOLDER, audio_encoder_name, folders.resolve_beats)):
             try:
                 paths.append(ensure_model(folder, name) if folders.official_to_fetch(folder, name) else check(name))
             except DownloadError as exc:
-                failed.append(str(exc))
+                failed.append(exc)
         if failed:
-            raise DownloadError(" ".join(failed))
+            raise DownloadError(missing_summary(failed))
         return io.NodeOutput(get_model(*paths, precision))
 
 

@@ -106,3 +106,16 @@ def test_no_download_names_what_to_put_where(world, tmp_path):
         assert f"put {name}" in err and str(tmp_path / "empty" / name) in err, err
     assert EMBEDDER.url in err  # the official address, pinned to a commit
     assert not (tmp_path / "empty").exists()
+
+
+def test_offline_run_names_every_missing_file_at_once(world, tmp_path):
+    """The mirror knows no file (as a network that refuses): every download is tried and each failure listed,
+    with the mirror setting, instead of stopping at the first."""
+    with Mirror() as empty:
+        proc = run_generate({**world, "mirror": empty}, "--audio", "dog.wav", "--download", cache=tmp_path / "empty")
+    assert proc.returncode == 2, proc.stderr[-4000:]
+    listed = proc.stderr.split("cannot generate; missing files:", 1)[1]
+    for name in (EMBEDDER.name, BEATS.name, SD.name):
+        assert f"\n  - {name}: " in listed and str(tmp_path / "empty" / name) in listed, listed
+    assert EMBEDDER.url in listed and sources.MIRROR_ENV in listed.splitlines()[-1], listed
+    assert "cannot download" not in proc.stderr

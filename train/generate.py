@@ -202,7 +202,8 @@ def _is_missing(role: str, path: Path, base_config: str | None) -> bool:
 
 def fetch_missing(paths: dict[str, Path | None], base_config: str | None, download: bool) -> dict[str, str]:
     """Downloads the missing official files (when allowed); returns {option: what to put where} for those
-    still missing. Paths that are not official files are left to `missing_files`."""
+    still missing, a failed download among them: each file is tried, so one run lists every file that is
+    missing. Paths that are not official files are left to `missing_files`."""
     from audiotoken_core import download as dl
     from audiotoken_core.snapshot import fetch_snapshot
 
@@ -215,19 +216,23 @@ def fetch_missing(paths: dict[str, Path | None], base_config: str | None, downlo
             continue
         if not download:
             left[role] = dl.where_to_put(source, path) + " (or run without --no-download to fetch it)"
-        elif source.hf_repo:
-            fetch_snapshot(source, path.parent)
-        else:
-            bar = dl.ConsoleProgress(source.name)
-            try:
-                dl.fetch(source, path.parent, progress=bar)
-            finally:
-                bar.close()
+            continue
+        try:
+            if source.hf_repo:
+                fetch_snapshot(source, path.parent)
+            else:
+                bar = dl.ConsoleProgress(source.name)
+                try:
+                    dl.fetch(source, path.parent, progress=bar)
+                finally:
+                    bar.close()
+        except dl.DownloadError as exc:
+            left[role] = str(exc)
     return left
 
 
 def main(argv=None) -> int:
-    from audiotoken_core.download import DownloadError
+    from audiotoken_core.download import mirror_line
     from audiotoken_core.precision import resolve_dtype
 
     from .data.decode import DecodeError, decode_audio
@@ -239,18 +244,17 @@ def main(argv=None) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     missing_audio = [f"audio file {a} not found" for a in cfg.audio if not Path(a).is_file()]
     paths = model_paths(cfg)
-    try:
-        # a mistyped sound must not cost gigabytes first: then the missing models are only listed
-        official = fetch_missing(paths, cfg.base_config, cfg.download and not missing_audio)
-    except DownloadError as exc:
-        print(f"cannot download: {exc}", file=sys.stderr)
-        return 2
+    # a mistyped sound must not cost gigabytes first: then the missing models are only listed
+    download = cfg.download and not missing_audio
+    official = fetch_missing(paths, cfg.base_config, download)
     present = [None if role in official else str(paths[role]) for role in ("base_model", "embedder", "beats")]
     problems = missing_audio + list(official.values()) + missing_files(*present, cfg.base_config)
     if paths["lora"] is not None and "lora" not in official and not paths["lora"].is_file():
         problems.append(f"LoRA: {paths['lora']} not found (--lora official fetches the official one)")
     if problems:
-        print("cannot generate; missing files:\n  - " + "\n  - ".join(problems), file=sys.stderr)
+        offline = download and bool(official)  # a download was tried and failed: say how to get past it
+        print("cannot generate; missing files:\n  - " + "\n  - ".join(problems)
+              + (f"\n{mirror_line()}" if offline else ""), file=sys.stderr)
         return 2
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
