@@ -116,8 +116,13 @@ def for_file(source: Source, folder: Path):
 
 
 def missing_summary(errors: "list[DownloadError]") -> str:
-    """Several failed downloads in one text: first one short line per file (file, folder, address) and the
-    mirror setting, what fits on a node; then each full message as its own paragraph, for the log."""
+    """Several failed downloads in one text: first `missing_lines`, then each full message as its own
+    paragraph, for the error panel and the log."""
+    return missing_lines(errors) + "\n\n" + "\n\n".join(str(exc) for exc in errors)
+
+
+def missing_lines(errors: "list[DownloadError]") -> str:
+    """One short line per failed download (file, folder, address) and the mirror setting: what fits on a node."""
     lines = [f"{len(errors)} model file{'s' if len(errors) > 1 else ''} could not be downloaded:"]
     for exc in errors:
         if exc.source is None:
@@ -127,7 +132,7 @@ def missing_summary(errors: "list[DownloadError]") -> str:
         origin = official.url or f"https://huggingface.co/{official.hf_repo}"
         lines.append(f"- {exc.source.name} -> {exc.folder}, from {origin}")
     lines.append(mirror_line())
-    return "\n".join(lines) + "\n\n" + "\n\n".join(str(exc) for exc in errors)
+    return "\n".join(lines)
 
 
 def mirror_line() -> str:

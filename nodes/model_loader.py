@@ -5,10 +5,11 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..audiotoken_core import sources
-from ..audiotoken_core.download import DownloadError, missing_summary
+from ..audiotoken_core.download import DownloadError, missing_lines, missing_summary
 from ..audiotoken_core.precision import AUTO, CHOICES, RULE
 from . import folders, host_compat
 from .download_models import ensure_model
+from .node_text import show_on_node
 from .runtime import get_model
 from .types import CATEGORY, AudioTokenModelType, combo_problem
 
@@ -51,19 +52,18 @@ class AudioTokenModelLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, embedder_name=None, audio_encoder_name=None):
-        # Only the two file inputs: the host shows the returned text on every input this function takes, so
-        # precision (checked in execute) stays out of it. One sentence per file that is wrong, all of them.
-        problems = []
-        for folder, name, check in ((folders.EMBEDDER_FOLDER, embedder_name, _embedder_path),
-                                    (folders.ENCODER_FOLDER, audio_encoder_name, folders.resolve_beats)):
-            if name is None or folders.official_to_fetch(folder, name):
-                continue  # a link, or an official file that queueing fetches
-            try:
-                check(name)
-            except (FileNotFoundError, ValueError) as exc:
-                problems.append(str(exc))
-        return " ".join(problems) or True
+    def validate_inputs(cls, embedder_name=None):
+        # The host shows the returned text on every input this function takes, so it takes one: a missing
+        # embedder (the file a Flux or SDXL template's user trains) is reported on embedder_name alone, with the
+        # way to train it. The BEATs file is checked where it can be named on its own input: 0.33.0's own list
+        # check on audio_encoder_name (only BEATs files are listed), and `execute` on every host.
+        if embedder_name is None or folders.official_to_fetch(folders.EMBEDDER_FOLDER, embedder_name):
+            return True  # a link, or an official file that queueing fetches
+        try:
+            _embedder_path(embedder_name)
+        except (FileNotFoundError, ValueError) as exc:
+            return str(exc)
+        return True
 
     @classmethod
     def fingerprint_inputs(cls, embedder_name=None, audio_encoder_name=None, precision=None, **_):
@@ -78,9 +78,9 @@ class AudioTokenModelLoader(io.ComfyNode):
         if problem:
             raise ValueError(problem)
         # Both official files are fetched before either failure is reported, so one message names every file
-        # that is still missing (and the next queue has one file less to wait for). Its first lines, one per
-        # file, are what the frontend's error panel and toast show; the full text follows, one file a paragraph,
-        # and the server log keeps it whole.
+        # that is still missing (and the next queue has one file less to wait for). One short line per file is
+        # shown on the node and opens the error; the full text follows, one file a paragraph, and the server
+        # log keeps it whole.
         paths, failed = [], []
         for folder, name, check in ((folders.EMBEDDER_FOLDER, embedder_name, _embedder_path),
                                     (folders.ENCODER_FOLDER, audio_encoder_name, folders.resolve_beats)):
@@ -89,6 +89,7 @@ class AudioTokenModelLoader(io.ComfyNode):
             except DownloadError as exc:
                 failed.append(exc)
         if failed:
+            show_on_node(missing_lines(failed))
             raise DownloadError(missing_summary(failed))
         return io.NodeOutput(get_model(*paths, precision))
 

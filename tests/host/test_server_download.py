@@ -62,11 +62,13 @@ def server(host_assets, mirror, tmp_path_factory):
 
 
 class ProgressListener(threading.Thread):
-    """The websocket `progress` messages the server sends to the test client while a prompt runs."""
+    """The websocket `progress` messages the server sends to the test client while a prompt runs, and the
+    text it sends to be drawn on a node (`texts`: (node id, text))."""
 
     def __init__(self, url: str):
         super().__init__(daemon=True)
         self.url, self.messages = url.replace("http://", "ws://") + "/ws?clientId=audiotoken-tests", []
+        self.texts: list[tuple[str, str]] = []
         self.ready, self.done = threading.Event(), threading.Event()
 
     def run(self) -> None:
@@ -86,6 +88,10 @@ class ProgressListener(threading.Thread):
                     data = json.loads(msg.data)
                     if data.get("type") == "progress":
                         self.messages.append(data["data"])
+                elif msg.type == aiohttp.WSMsgType.BINARY and int.from_bytes(msg.data[:4], "big") == 3:
+                    # the host's progress text: event 3, then the node id's length, the node id and the text
+                    size = int.from_bytes(msg.data[4:8], "big")
+                    self.texts.append((msg.data[8:8 + size].decode(), msg.data[8 + size:].decode()))
                 elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                     return
 
@@ -164,17 +170,20 @@ def test_model_loader_offers_missing_official_files_under_their_names_and_fetche
 
 
 def test_model_loader_names_every_file_it_could_not_fetch_under_a_readable_type(server, mirror):
-    """Both downloads fail: one error, on the loader, naming both files and where to put each."""
+    """Both downloads fail: one error, on the loader, naming both files and where to put each. The node itself
+    shows one short line per file (file, folder, address) and the mirror setting; the error opens with the
+    same lines and then gives each file its own paragraph."""
     for name in (EMBEDDER, BEATS):
         mirror.faults.status[mirror.paths[name]] = 404
     try:
-        entry = server.run({"1": {"class_type": "AudioTokenModelLoader",
-                                  "inputs": {"embedder_name": EMBEDDER, "audio_encoder_name": BEATS,
-                                             "precision": "auto"}},
-                            "2": {"class_type": "LoadAudio", "inputs": {"audio": "dog_bark.wav"}},
-                            "3": {"class_type": "AudioTokenDescribe",
-                                  "inputs": {"audiotoken_model": ["1", 0], "audio": ["2", 0], "k": 3,
-                                             "threshold": 0.0, "mode": "mean", "window_seconds": 10.0}}})
+        with ProgressListener(server.url) as listener:
+            entry = server.run({"1": {"class_type": "AudioTokenModelLoader",
+                                      "inputs": {"embedder_name": EMBEDDER, "audio_encoder_name": BEATS,
+                                                 "precision": "auto"}},
+                                "2": {"class_type": "LoadAudio", "inputs": {"audio": "dog_bark.wav"}},
+                                "3": {"class_type": "AudioTokenDescribe",
+                                      "inputs": {"audiotoken_model": ["1", 0], "audio": ["2", 0], "k": 3,
+                                                 "threshold": 0.0, "mode": "mean", "window_seconds": 10.0}}})
     finally:
         for name in (EMBEDDER, BEATS):
             del mirror.faults.status[mirror.paths[name]]
@@ -186,6 +195,15 @@ def test_model_loader_names_every_file_it_could_not_fetch_under_a_readable_type(
     for folder, name in (("audiotoken", EMBEDDER), ("audio_encoders", BEATS)):
         assert f"put {name}" in msg and str(server.models / folder / name) in msg, msg
     assert msg.count("404") == 2, msg
+    short, *paragraphs = msg.split("\n\n")
+    lines = short.splitlines()
+    assert len(lines) == 4 and len(paragraphs) == 2, msg  # a title, a line per file, the mirror; a paragraph per file
+    files = (("audiotoken", EMBEDDER), ("audio_encoders", BEATS))
+    for line, paragraph, (folder, name) in zip(lines[1:3], paragraphs, files):
+        assert line.startswith(f"- {name} -> {server.models / folder}, from ") and len(line) < 250, line
+        assert sources.find(name).url in line and paragraph.startswith(f"{name}: "), msg
+    assert f"{sources.MIRROR_ENV}=http://HOST:PORT" in lines[3] and mirror.url in lines[3], lines[3]
+    assert [text for node, text in listener.texts if node == "1"] == [short], listener.texts  # drawn on the node
     assert model_files(server, "audiotoken") == [] and model_files(server, "audio_encoders") == []
 
 
