@@ -61,6 +61,19 @@ def test_nodes_use_only_relative_imports_of_the_pack(path):
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
+def test_a_trained_embedder_names_its_folder_for_missing_models(path):
+    """An embedder the user trains is missing on a fresh install; the frontend's Missing Models reads its folder
+    from the node's `properties.models` entry ("Unknown" without one). Official files are listed, never missing."""
+    from audiotoken_core import sources
+
+    for n in json.loads(path.read_text())["nodes"]:
+        if n["type"] != "AudioTokenModelLoader" or sources.find(n["widgets_values"][0], "audiotoken"):
+            continue
+        entries = {m["name"]: m for m in n.get("properties", {}).get("models", [])}
+        assert entries[n["widgets_values"][0]]["directory"] == sources.official("embedder").folder, n
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
 def test_example_workflow_is_consistent_litegraph(path):
     wf = json.loads(path.read_text())
     nodes = {n["id"]: n for n in wf["nodes"]}

@@ -56,7 +56,7 @@ def test_loader_reuses_model_until_the_file_changes(folders, model):
 
 def test_loader_validation_names_missing_files(folders):
     loader = pack_module("model_loader").AudioTokenModelLoader
-    msg = loader.validate_inputs(embedder_name="nope.bin", audio_encoder_name=BEATS)
+    msg = loader.validate_inputs(embedder_name="nope.bin")
     assert isinstance(msg, str) and "nope.bin" in msg and "models/audiotoken" in msg
 
 
