@@ -4,8 +4,9 @@ On every tested frontend (`frontend.frontends_for`), each example workflow is op
 models/audio_encoders and models/loras empty; only the image model (the tiny SD1.5 checkpoint, or the
 placeholders of the workflows too big to run) is present. It must open with no red node and nothing in the
 frontend's missing-models list: the Model Loader lists the official files under their plain names before they
-exist, the templates carry no `properties.models` download entries for the pack's files (a browser download
-would land in the browser's Downloads folder, not in models/), and the official LoRA reaches Load LoRA through a
+exist, the templates carry no `properties.models` download entries for the official files (a browser download
+would land in the browser's Downloads folder, not in models/; the one entry, the Flux token template's trained
+embedder, only names its folder and links the training guide), and the official LoRA reaches Load LoRA through a
 link from Download Models, which the missing-models scan does not look at. Queued from the frontend with a local
 mirror (AUDIOTOKEN_DOWNLOAD_MIRROR), the graph fetches the files and runs to an image.
 
@@ -65,6 +66,7 @@ GRAPH_PROBLEMS_JS = """(() => {
     return {
         red: graph._nodes.filter(n => n.has_errors).map(n => `${n.id} ${n.type}`),
         missing_models: missing.map(c => `${c.name} (${c.nodeType}.${c.widgetName})`),
+        missing_folders: missing.map(c => c.directory ?? null),  // Missing Models' folder; null reads "Unknown"
         any_error: errors ? !!errors.hasAnyError : null,
         dialogs: Array.from(document.querySelectorAll('[role=dialog], [role=alertdialog], .p-dialog'))
             .filter(d => d.getClientRects().length).map(d => d.innerText.trim().slice(0, 300)),
@@ -220,7 +222,7 @@ def test_fresh_template_opens_clean_then_fetches_and_runs(page, server, mirror, 
 def test_a_template_with_a_trained_embedder_names_it_then_runs_once_it_is_there(page, server, mirror, frontend,
                                                                                name):
     """Fresh, the one file flagged is the embedder the user trains (1.49+; 1.27 reads only `properties.models`,
-    which the pack's files have none of), and queueing is refused with a message that names it and the trainer.
+    and opens its dialog), and queueing is refused with a message that names it and the trainer.
     With the file in models/audiotoken and the lists refreshed (R), the graph opens clean, BEATs is fetched and the
     audio part runs."""
     empty_pack_folders(server)
@@ -230,6 +232,7 @@ def test_a_template_with_a_trained_embedder_names_it_then_runs_once_it_is_there(
     if frontend_version(frontend) >= (1, 49):
         assert seen["red"] == [loader] and len(seen["missing_models"]) == 1, seen
         assert embedder in seen["missing_models"][0], seen
+        assert seen["missing_folders"] == ["audiotoken"], seen  # from the template's properties.models
     else:
         assert seen["red"] == [] and seen["missing_models"] == [], seen
     status, answer = server.post_prompt(frontend_prompt(page))
@@ -252,9 +255,10 @@ def frontend_version(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".")[:2])
 
 
-def test_a_failed_fetch_reads_as_audiotoken_missing_model_in_the_frontend(page, server, mirror):
+def test_a_failed_fetch_reads_as_audiotoken_missing_model_in_the_frontend(page, server, mirror, frontend):
     """Both downloads fail (404): the frontend shows one error for the loader, titled AudioTokenMissingModel, whose
-    text names the embedder and BEATs and where to put each."""
+    text opens with one line per file (file, folder, address) and the mirror setting, also drawn on the node,
+    then names where to put each."""
     empty_pack_folders(server)
     for name in (EMBEDDER, BEATS):
         mirror.faults.status[mirror.paths[name]] = 404
@@ -282,5 +286,25 @@ def test_a_failed_fetch_reads_as_audiotoken_missing_model_in_the_frontend(page, 
     for name in (EMBEDDER, BEATS):
         assert f"put {name}" in shown["text"], shown["text"][-3000:]
     assert "download.DownloadError" not in shown["text"]
+    # The answer, one short line per file and the mirror setting, opens the error's text, and is drawn on the
+    # node (the host's progress text). 1.58 removes a node's progress text when the job ends
+    # (useProgressTextPreviews: onJobReset), so there the error panel is where it stays.
+    short = err["exception_message"].split("\n\n")[0]
+    assert f"AudioTokenMissingModel: {short}" in shown["text"], shown["text"][-3000:]
+    on_node = page.js(NODE_TEXT_JS)
+    print(f"the loader shows: {on_node!r}")
+    assert on_node == (None if frontend_version(frontend) >= (1, 58) else short), on_node
+    lines = short.splitlines()
+    assert len(lines) == 4 and all(f"- {name} -> " in short for name in (EMBEDDER, BEATS)), short
+    assert "AUDIOTOKEN_DOWNLOAD_MIRROR" in lines[-1], short
     assert pack_files(server)["audiotoken"] == [] and pack_files(server)["audio_encoders"] == []
     close_dialogs(page)
+
+
+# The text the host sent to be drawn on the loader (its progress text), as the frontend keeps it on the node.
+NODE_TEXT_JS = """(() => {
+    const graph = window.app.rootGraph ?? window.app.graph;
+    const node = graph._nodes.find(n => n.type === 'AudioTokenModelLoader');
+    const widget = node?.widgets?.find(w => w.name === '$$node-text-preview');
+    return widget ? String(widget.value ?? '') : null;
+})()"""
