@@ -25,8 +25,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable
 
 from .download_lock import download_lock

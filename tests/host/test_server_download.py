@@ -204,6 +204,7 @@ def test_model_loader_names_every_file_it_could_not_fetch_under_a_readable_type(
         assert sources.find(name).url in line and paragraph.startswith(f"{name}: "), msg
     assert f"{sources.MIRROR_ENV}=http://HOST:PORT" in lines[3] and mirror.url in lines[3], lines[3]
     assert [text for node, text in listener.texts if node == "1"] == [short], listener.texts  # drawn on the node
+    assert "\n\n".join(paragraphs) in server.log()  # the server log keeps the full text, a paragraph per file
     assert model_files(server, "audiotoken") == [] and model_files(server, "audio_encoders") == []
 
 
