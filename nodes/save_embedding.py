@@ -12,6 +12,7 @@ from . import host_compat
 from .embedding_file import write_embedding
 from .folders import EMBEDDINGS_FOLDER
 from .types import CATEGORY, AudioTokensType
+from .schema import schema
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 
@@ -26,8 +27,9 @@ def check_name(name: str) -> str | None:
 class AudioTokenSaveEmbedding(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="AudioTokenSaveEmbedding",
+            search_aliases=["textual inversion", "save embedding", "audio embedding", "sound"],
             display_name="AudioToken Save Embedding",
             category=CATEGORY,
             is_output_node=True,

@@ -15,6 +15,7 @@ from .runtime import host_progress
 from .types import (CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, HeardRows, KeyframeTokens,
                     combo_problem)
 from .window import EMBEDDERS, Window, window_in_use, window_input
+from .schema import schema
 
 DEFAULT_FPS = 8.0
 SHORTEST_WINDOW_S = 0.1
@@ -23,8 +24,9 @@ SHORTEST_WINDOW_S = 0.1
 class AudioTokenSchedule(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="AudioTokenSchedule",
+            search_aliases=["prompt travel", "video schedule", "sound to video", "audio reactive", "sound"],
             display_name="AudioToken Schedule",
             category=CATEGORY,
             description=("Turns a recording into one audio token set per video frame, for animation: frame f shows "

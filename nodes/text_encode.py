@@ -8,6 +8,7 @@ from .limits import check_keyed_conditioning, check_schedule_size
 from .runtime import host_progress
 from .splice import encode_with_tokens, missing_placeholder_message, plan_splice
 from .types import CATEGORY, PLACEHOLDER, AudioTokensType, combo_problem
+from .schema import schema
 
 HEARD, FALLBACK = "what BEATs heard", "fallback text"
 WORD_SOURCES = (HEARD, FALLBACK)
@@ -16,8 +17,10 @@ WORD_SOURCES = (HEARD, FALLBACK)
 class AudioTokenTextEncode(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="AudioTokenTextEncode",
+            search_aliases=["sound to image", "audio to image", "audio prompt", "sound prompt", "textual inversion",
+                            "clip text encode audio"],
             display_name="AudioToken Text Encode",
             category=CATEGORY,
             description=(f"Encodes a prompt in which {PLACEHOLDER} stands for the sound, for any checkpoint. In each "
