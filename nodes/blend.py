@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from .types import CATEGORY, AudioTokens, AudioTokensType, HeardRows, KeyframeTokens
 from .schema import schema
+from .types import CATEGORY, AudioTokens, AudioTokensType, HeardRows, KeyframeTokens
 
 
 def blend_tokens(a: AudioTokens, b: AudioTokens, weight: float, scale: float) -> AudioTokens:

@@ -9,9 +9,9 @@ from ..audiotoken_core.labels import (DEFAULT_K, DEFAULT_THRESHOLD, labels_text,
 from . import host_compat
 from .encode import SHORTEST_WINDOW_S, unpack_audio
 from .runtime import host_progress
+from .schema import schema
 from .types import CATEGORY, AudioTokenModelType, combo_problem
 from .window import EMBEDDERS, window_in_use, window_input
-from .schema import schema
 
 # Encode's modes less `first`: Describe names a whole sound (mean) or each of its windows.
 DESCRIBE_MODES = ("mean", "windows")

@@ -15,8 +15,8 @@ from comfy_api.latest import io, ui
 
 from ..audiotoken_core import download, sources
 from . import host_compat
-from .types import CATEGORY
 from .schema import schema
+from .types import CATEGORY
 
 NONE = "(none)"
 # input id -> (kind in the sources table, what to tell the user it is for)

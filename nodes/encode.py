@@ -8,9 +8,9 @@ from ..audiotoken_core.pipeline import ENCODE_MODES
 from . import host_compat
 from .heard import can_hear, heard_rows
 from .runtime import host_progress
+from .schema import schema
 from .types import CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, combo_problem
 from .window import EMBEDDERS, MAX_WINDOW_S, window_in_use, window_input
-from .schema import schema
 
 SHORTEST_WINDOW_S = 0.5
 

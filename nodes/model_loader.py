@@ -10,8 +10,8 @@ from ..audiotoken_core.precision import AUTO, CHOICES, RULE
 from . import folders, host_compat
 from .download_models import ensure_model
 from .runtime import get_model
-from .types import CATEGORY, AudioTokenModelType, combo_problem
 from .schema import schema
+from .types import CATEGORY, AudioTokenModelType, combo_problem
 
 OFFICIAL_NOTE = (" The official file is always listed, also before it is on disk: queueing the graph then downloads "
                  "and verifies it first (once), with a progress bar on this node.")

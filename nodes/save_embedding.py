@@ -11,8 +11,8 @@ from comfy_api.latest import io, ui
 from . import host_compat
 from .embedding_file import write_embedding
 from .folders import EMBEDDINGS_FOLDER
-from .types import CATEGORY, AudioTokensType
 from .schema import schema
+from .types import CATEGORY, AudioTokensType
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 

@@ -12,10 +12,10 @@ from .heard import can_hear, heard_over_time, name_rows, no_head_message
 from .limits import check_schedule_size
 from .encode import unpack_audio
 from .runtime import host_progress
+from .schema import schema
 from .types import (CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, HeardRows, KeyframeTokens,
                     combo_problem)
 from .window import EMBEDDERS, Window, window_in_use, window_input
-from .schema import schema
 
 DEFAULT_FPS = 8.0
 SHORTEST_WINDOW_S = 0.1

@@ -6,9 +6,9 @@ from comfy_api.latest import io, ui
 
 from .limits import check_keyed_conditioning, check_schedule_size
 from .runtime import host_progress
+from .schema import schema
 from .splice import encode_with_tokens, missing_placeholder_message, plan_splice
 from .types import CATEGORY, PLACEHOLDER, AudioTokensType, combo_problem
-from .schema import schema
 
 HEARD, FALLBACK = "what BEATs heard", "fallback text"
 WORD_SOURCES = (HEARD, FALLBACK)

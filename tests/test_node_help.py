@@ -13,7 +13,7 @@ NODE_IDS = sorted(m for f in (ROOT / "nodes").glob("*.py")
 
 
 def test_web_directory_is_where_the_pages_are():
-    assert re.search(r'^WEB_DIRECTORY = "\./web"$', (ROOT / "__init__.py").read_text(), re.M)
+    assert re.search(r'^WEB_DIRECTORY = "\./web"$', (ROOT / "__init__.py").read_text(), re.MULTILINE)
 
 
 def test_every_node_has_a_page_with_a_picture_and_a_template():
