@@ -2,14 +2,19 @@
 Node Info asks for it (`/extensions/<pack folder>/docs/<node id>.md`, with its pictures), and on frontend 1.58.1
 the node search finds the pack by the words a newcomer types ("sound to image", "microphone").
 
+With AUDIOTOKEN_UI_SHOTS=DIR the Node Info panel's screenshot is written there (docs/img/node_help.png).
+
 One server a host: 0.33.0 with 1.58.1 (the search needs the host's search_aliases and the newest frontend), 0.3.64
 with its own frontend (the pages only).
 """
 
 from __future__ import annotations
 
+import base64
+import os
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +32,7 @@ from host_harness import REPO_ROOT, ComfyServer, install_pack  # noqa: E402
 PACK_FOLDER = "comfyui-audiotoken"
 DOCS = REPO_ROOT / "web" / "docs"
 SEARCH_FRONTEND = "1.58.1"
+SHOTS = os.environ.get("AUDIOTOKEN_UI_SHOTS")
 FRONTEND = SEARCH_FRONTEND if SEARCH_FRONTEND in EXTRA_FRONTENDS.get(host_version(COMFYUI_PATH), ()) \
     else own_frontend()
 # What a newcomer types (issue 28) and the display names that must come up.
@@ -94,3 +100,43 @@ if FRONTEND == SEARCH_FRONTEND:
             page.close()
         finally:
             chromium.stop()
+
+    def test_node_info_shows_the_help_page(server, tmp_path):
+        """Select a node, click the selection toolbox's Info, as a user does: the panel shows our page."""
+        chromium = start_chromium(tmp_path / "profile", ("--window-size=1400,1000",))
+        try:
+            page = Page(chromium.cdp_port)
+            page.open_frontend(server.url + "/")
+            time.sleep(2)
+            close_dialogs(page)
+            page.js("""(() => {
+                const graph = window.app.rootGraph ?? window.app.graph;
+                graph.clear();
+                const node = window.LiteGraph.createNode('AudioTokenEncode');
+                node.pos = [300, 300];
+                graph.add(node);
+                window.app.canvas.selectNode(node);
+                window.app.canvas.setDirty(true, true);
+                return true;
+            })()""")
+            wait_until(page, "!!document.querySelector('[data-testid=info-button]')")
+            page.js("(() => { document.querySelector('[data-testid=info-button]').click(); return true; })()")
+            wait_until(page, "document.body.innerText.includes('Turns a sound into audio tokens')")
+            assert page.js("Array.from(document.images).some(i => i.src.endsWith("
+                           f"'/extensions/{PACK_FOLDER}/docs/img/sound_to_image.jpg') && i.naturalWidth > 0)")
+            if SHOTS:  # how docs/img/node_help.png was made
+                time.sleep(1)
+                shot = page.call("Page.captureScreenshot", format="png")["data"]
+                Path(SHOTS).mkdir(parents=True, exist_ok=True)
+                (Path(SHOTS) / "node_help.png").write_bytes(base64.b64decode(shot))
+            page.close()
+        finally:
+            chromium.stop()
+
+
+def wait_until(page: Page, expression: str, timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while not page.js(expression):
+        if time.time() > deadline:
+            raise AssertionError(f"not true within {timeout:.0f} s: {expression}")
+        time.sleep(0.3)
