@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
+from .schema import schema
 from .types import CATEGORY, AudioTokens, AudioTokensType, HeardRows, KeyframeTokens
 
 
@@ -95,8 +96,9 @@ def same_schedule(s, t) -> bool:
 class AudioTokenBlend(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="AudioTokenBlend",
+            search_aliases=["mix sounds", "blend sounds", "audio blend", "sound", "audio prompt"],
             display_name="AudioToken Blend",
             category=CATEGORY,
             description=("Mixes two sounds' tokens: scale x ((1 - weight) x A + weight x B). A frame schedule stays "

@@ -9,6 +9,7 @@ from ..audiotoken_core.labels import (DEFAULT_K, DEFAULT_THRESHOLD, labels_text,
 from . import host_compat
 from .encode import SHORTEST_WINDOW_S, unpack_audio
 from .runtime import host_progress
+from .schema import schema
 from .types import CATEGORY, AudioTokenModelType, combo_problem
 from .window import EMBEDDERS, window_in_use, window_input
 
@@ -19,8 +20,10 @@ DESCRIBE_MODES = ("mean", "windows")
 class AudioTokenDescribe(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="AudioTokenDescribe",
+            search_aliases=["audioset tags", "audio tags", "sound to text", "audio caption", "what is this sound",
+                            "microphone", "sound"],
             display_name="AudioToken Describe",
             category=CATEGORY,
             # An output node, so that it runs (and shows what it heard) even with nothing connected to it.

@@ -15,6 +15,7 @@ from comfy_api.latest import io, ui
 
 from ..audiotoken_core import download, sources
 from . import host_compat
+from .schema import schema
 from .types import CATEGORY
 
 NONE = "(none)"
@@ -66,8 +67,9 @@ class AudioTokenDownloadModels(io.ComfyNode):
             names = [s.name for s in sources.of_kind(kind)]
             options = [NONE, *names] if kind == "lora" else [*names, NONE]
             inputs.append(io.Combo.Input(input_id, options=options, default=options[0], tooltip=_tooltip(kind, use)))
-        return io.Schema(
+        return schema(
             node_id="AudioTokenDownloadModels",
+            search_aliases=["download audiotoken models", "model download", "sound"],
             display_name="AudioToken Download Models",
             category=CATEGORY,
             is_output_node=True,

@@ -8,6 +8,7 @@ from ..audiotoken_core.pipeline import ENCODE_MODES
 from . import host_compat
 from .heard import can_hear, heard_rows
 from .runtime import host_progress
+from .schema import schema
 from .types import CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, combo_problem
 from .window import EMBEDDERS, MAX_WINDOW_S, window_in_use, window_input
 
@@ -17,8 +18,10 @@ SHORTEST_WINDOW_S = 0.5
 class AudioTokenEncode(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="AudioTokenEncode",
+            search_aliases=["sound", "audio to image", "sound to image", "microphone", "audio prompt",
+                            "audio embedding", "BEATs"],
             display_name="AudioToken Encode",
             category=CATEGORY,
             description=("Turns audio into audio tokens. Any sample rate, channel count and batch; audio is "

@@ -76,13 +76,14 @@ def official_to_fetch(folder: str, name: str | None) -> str | None:
 
 
 def fetch_note(folder: str) -> str:
-    """One sentence for a file input's tooltip: which official files of `folder` are listed but not on disk yet."""
+    """One sentence for a file input's tooltip: which official files of `folder` are listed but not on disk yet.
+
+    Only the names and sizes: the tooltip already says once how a listed official file is fetched."""
     absent = [s for s in sources.in_folder(folder) if official_to_fetch(folder, s.name)]
     if not absent:
         return ""
     files = ", ".join(f"{s.name} (about {sources.human_size(s.approx_bytes)})" for s in absent)
-    return (f" Not in models/{folder} yet: {files}. It is listed all the same; queueing the graph downloads it "
-            "once, verifies it and then loads it, with the progress on this node.")
+    return f" Not in models/{folder} yet: {files}."
 
 
 def resolve(folder: str, name: str, what: str) -> str:

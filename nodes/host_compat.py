@@ -16,6 +16,8 @@ A host can also have every detail and refuse to use it: ComfyUI's governed build
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib
 import inspect
 import logging
@@ -102,6 +104,15 @@ FEATURES: dict[str, list] = {
 }
 
 _problems: dict[str, str] | None = None
+
+
+@functools.cache
+def schema_fields() -> frozenset[str]:
+    """The fields this host's `io.Schema` takes. Optional ones the pack fills where the host has them (not a
+    FEATURE: a host without them serves every node). `search_aliases` came after 0.3.64; 0.33.0 has it."""
+    from comfy_api.latest import io
+
+    return frozenset(f.name for f in dataclasses.fields(io.Schema))
 
 
 def changed_host_message(what: str) -> str:

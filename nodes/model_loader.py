@@ -11,6 +11,7 @@ from . import folders, host_compat
 from .download_models import ensure_model
 from .node_text import show_on_node
 from .runtime import get_model
+from .schema import schema
 from .types import CATEGORY, AudioTokenModelType, combo_problem
 
 OFFICIAL_NOTE = (" The official file is always listed, also before it is on disk: queueing the graph then downloads "
@@ -21,8 +22,10 @@ class AudioTokenModelLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         encoders = folders.encoder_files()
-        return io.Schema(
+        return schema(
             node_id="AudioTokenModelLoader",
+            search_aliases=["audiotoken", "load audio model", "BEATs", "sound to image", "audio to image",
+                            "textual inversion"],
             display_name="AudioToken Model Loader",
             category=CATEGORY,
             description=(f"Loads an AudioToken embedder (models/{folders.EMBEDDER_FOLDER}) and the BEATs audio "

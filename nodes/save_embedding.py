@@ -11,6 +11,7 @@ from comfy_api.latest import io, ui
 from . import host_compat
 from .embedding_file import write_embedding
 from .folders import EMBEDDINGS_FOLDER
+from .schema import schema
 from .types import CATEGORY, AudioTokensType
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
@@ -26,8 +27,9 @@ def check_name(name: str) -> str | None:
 class AudioTokenSaveEmbedding(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="AudioTokenSaveEmbedding",
+            search_aliases=["textual inversion", "save embedding", "audio embedding", "sound"],
             display_name="AudioToken Save Embedding",
             category=CATEGORY,
             is_output_node=True,

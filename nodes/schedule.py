@@ -12,6 +12,7 @@ from .heard import can_hear, heard_over_time, name_rows, no_head_message
 from .limits import check_schedule_size
 from .encode import unpack_audio
 from .runtime import host_progress
+from .schema import schema
 from .types import (CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, HeardRows, KeyframeTokens,
                     combo_problem)
 from .window import EMBEDDERS, Window, window_in_use, window_input
@@ -23,8 +24,9 @@ SHORTEST_WINDOW_S = 0.1
 class AudioTokenSchedule(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="AudioTokenSchedule",
+            search_aliases=["prompt travel", "video schedule", "sound to video", "audio reactive", "sound"],
             display_name="AudioToken Schedule",
             category=CATEGORY,
             description=("Turns a recording into one audio token set per video frame, for animation: frame f shows "

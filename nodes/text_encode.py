@@ -6,6 +6,7 @@ from comfy_api.latest import io, ui
 
 from .limits import check_keyed_conditioning, check_schedule_size
 from .runtime import host_progress
+from .schema import schema
 from .splice import encode_with_tokens, missing_placeholder_message, plan_splice
 from .types import CATEGORY, PLACEHOLDER, AudioTokensType, combo_problem
 
@@ -16,8 +17,10 @@ WORD_SOURCES = (HEARD, FALLBACK)
 class AudioTokenTextEncode(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="AudioTokenTextEncode",
+            search_aliases=["sound to image", "audio to image", "audio prompt", "sound prompt", "textual inversion",
+                            "clip text encode audio"],
             display_name="AudioToken Text Encode",
             category=CATEGORY,
             description=(f"Encodes a prompt in which {PLACEHOLDER} stands for the sound, for any checkpoint. In each "
