@@ -76,7 +76,19 @@ def chromium(tmp_path_factory, mic_file):
     browser.stop()
 
 
-@pytest.fixture(scope="module", params=FRONTENDS, ids=[f"frontend-{v}" for v in FRONTENDS])
+# From 1.49.6 on (1.53.10 and 1.58.1 too) the recording is made, its blob: address is on the audio element, and
+# then the frontend's own serializeValue cannot fetch it at queue time ("TypeError: Failed to fetch": the address
+# was revoked); the button calls the same code as a click there. Not yet found why: recorded here, not skipped.
+NOT_YET = pytest.mark.xfail(strict=True, reason="frontend >= 1.49: the recording's blob: address fails to fetch "
+                                                "when the graph is queued (TypeError: Failed to fetch)")
+
+
+def _version(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split("."))
+
+
+@pytest.fixture(scope="module", ids=[f"frontend-{v}" for v in FRONTENDS],
+                params=[pytest.param(v, marks=NOT_YET if _version(v) >= (1, 49) else ()) for v in FRONTENDS])
 def frontend(request) -> str:
     return request.param
 
@@ -107,13 +119,16 @@ def model(folders):
 
 
 GRAPH = "(window.app.rootGraph ?? window.app.graph)"
+# Record Audio's start/stop button: a plain button widget in 1.27, retyped 'audiorecord' from 1.49 on.
+RECORD_BUTTON_TYPES = ["button", "audiorecord"]
 
 # Where Record Audio's button is drawn, in page pixels: the node's position plus the widget's row, through the
 # canvas's offset and scale (litegraph's DragAndScale), plus the canvas element's place on the page.
 BUTTON_JS = f"""(() => {{
+    const RECORD_BUTTON = {json.dumps(RECORD_BUTTON_TYPES)};
     const node = {GRAPH}._nodes.find(n => n.type === 'RecordAudio');
     if (!node) return {{error: 'no RecordAudio node in the graph'}};
-    const button = node.widgets?.find(w => w.type === 'button');
+    const button = node.widgets?.find(w => RECORD_BUTTON.includes(w.type));
     if (!button) return {{error: 'RecordAudio has no button widget: ' + JSON.stringify((node.widgets ?? []).map(w => [w.name, w.type]))}};
     const y = button.last_y ?? button.y;
     const canvas = window.app.canvas, rect = canvas.canvas.getBoundingClientRect();
@@ -123,9 +138,10 @@ BUTTON_JS = f"""(() => {{
 }})()"""
 
 LABEL_JS = f"""(() => {{
+    const RECORD_BUTTON = {json.dumps(RECORD_BUTTON_TYPES)};
     const node = {GRAPH}._nodes.find(n => n.type === 'RecordAudio');
-    const button = node.widgets.find(w => w.type === 'button');
-    const audio = node.widgets.find(w => w.type !== 'button');
+    const button = node.widgets.find(w => RECORD_BUTTON.includes(w.type));
+    const audio = node.widgets.find(w => w.type === 'audioUI');
     return {{label: String(button.label ?? button.name), src: audio?.element?.src ?? ''}};
 }})()"""
 
