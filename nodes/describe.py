@@ -7,7 +7,7 @@ from comfy_api.latest import io, ui
 from ..audiotoken_core.labels import (DEFAULT_K, DEFAULT_THRESHOLD, labels_text, parse_words, scores_text,
                                       top_labels)
 from . import host_compat
-from .encode import SHORTEST_WINDOW_S, unpack_audio
+from .encode import SHORTEST_WINDOW_S, tiling_note, unpack_audio
 from .runtime import host_progress
 from .schema import schema
 from .types import CATEGORY, AudioTokenModelType, combo_problem
@@ -86,7 +86,8 @@ class AudioTokenDescribe(io.ComfyNode):
         if len(lines) > 1:
             lines = [f"{_span_text(span)}: {line}" for span, line in zip(heard.spans, lines)]
         lines.append(f"window {window}")
-        return io.NodeOutput([labels_text(top) for top in tops], ui=ui.PreviewText("\n".join(lines)))
+        lines.append(tiling_note(waveform, sample_rate, 0.0, window.seconds))
+        return io.NodeOutput([labels_text(top) for top in tops], ui=ui.PreviewText("\n".join(x for x in lines if x)))
 
 
 def _preview_line(probs, top, classes, words, threshold) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from comfy_api.latest import io, ui
 
 from ..audiotoken_core.pipeline import ENCODE_MODES
@@ -13,6 +14,9 @@ from .types import CATEGORY, AudioTokenModelType, AudioTokens, AudioTokensType, 
 from .window import EMBEDDERS, MAX_WINDOW_S, window_in_use, window_input
 
 SHORTEST_WINDOW_S = 0.5
+# A microphone that was muted, or a recording stopped before any sound, gives digital silence or the codec's
+# noise floor (Opus leaves a few 1e-5). Nothing below -70 dBFS carries a sound BEATs could hear.
+SILENT_PEAK = 10 ** (-70 / 20)
 
 
 class AudioTokenEncode(io.ComfyNode):
@@ -72,7 +76,8 @@ class AudioTokenEncode(io.ComfyNode):
             "sounds": int(waveform.shape[0]) if waveform.ndim == 3 else 1,
             "embedder": audiotoken_model.embedder_name, "audio_encoder": audiotoken_model.encoder_name,
         }, heard=heard)
-        return io.NodeOutput(result, result.batch_size, ui=ui.PreviewText(f"{preview}\nwindow {window}"))
+        lines = [preview, f"window {window}", tiling_note(waveform, sample_rate, float(start_seconds), window.seconds)]
+        return io.NodeOutput(result, result.batch_size, ui=ui.PreviewText("\n".join(x for x in lines if x)))
 
 
 def unpack_audio(audio):
@@ -81,6 +86,28 @@ def unpack_audio(audio):
                          "connect Load Audio or another audio node")
     waveform = audio["waveform"]
     if waveform.shape[-1] == 0:
-        raise ValueError("The audio is empty (0 samples), so there is nothing to encode. Check the file or "
-                         "the trim settings upstream.")
+        raise ValueError("The audio is empty (0 samples), so there is nothing to encode. Record again (allow the "
+                         "microphone, and stop after the sound), or check the file or the trim settings upstream.")
+    peak = peak_level(waveform)
+    if peak < SILENT_PEAK:
+        raise ValueError(f"The audio is silent (loudest sample {peak:.1e}, below -70 dBFS), so there is nothing to "
+                         "hear. Check that the right microphone is chosen and not muted, then record again.")
     return waveform, int(audio["sample_rate"])
+
+
+def peak_level(waveform) -> float:
+    """The loudest sample on the float scale (1.0 = full scale), integer PCM included."""
+    wave = torch.as_tensor(waveform).detach()
+    if wave.dtype == torch.bool or wave.is_complex():
+        return 1.0  # not audio samples: prepare_audio names the problem
+    scale = 1.0 if wave.is_floating_point() else float(torch.iinfo(wave.dtype).max)
+    peak = float(wave.abs().amax()) / scale
+    return peak if peak == peak else 1.0  # NaN: prepare_audio names it
+
+
+def tiling_note(waveform, sample_rate: int, start_seconds: float, window_seconds: float) -> str:
+    """The preview's line for a sound shorter than the window: it is repeated to fill it, as a file's is."""
+    seconds = waveform.shape[-1] / sample_rate - start_seconds
+    if seconds <= 0 or seconds >= window_seconds:
+        return ""
+    return f"sound {seconds:.2f} s, shorter than the window: repeated to fill {window_seconds:g} s"

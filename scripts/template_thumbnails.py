@@ -38,7 +38,7 @@ OUT_SIDE = 512    # the card shows it at about 240 px; twice that for sharp high
 FIT_SQUARE_JS = """((left, top, side) => {
     const ds = window.app.canvas.ds;
     const nodes = (window.app.rootGraph ?? window.app.graph)._nodes
-        .filter(n => n.type === 'LoadAudio' || n.type.startsWith('AudioToken'));
+        .filter(n => n.type === 'LoadAudio' || n.type === 'RecordAudio' || n.type.startsWith('AudioToken'));
     let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
     for (const n of nodes) {
       x0 = Math.min(x0, n.pos[0]); y0 = Math.min(y0, n.pos[1] - 30);

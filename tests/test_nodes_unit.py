@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / "example_workflows").glob("*.json"))
 OUR_NODES = {"AudioTokenModelLoader", "AudioTokenEncode", "AudioTokenTextEncode", "AudioTokenSaveEmbedding",
              "AudioTokenBlend", "AudioTokenSchedule", "AudioTokenDescribe", "AudioTokenDownloadModels"}
-CORE_NODES = {"CheckpointLoaderSimple", "LoadAudio", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "VAEDecode",
+CORE_NODES = {"CheckpointLoaderSimple", "LoadAudio", "RecordAudio", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "VAEDecode",
               "SaveImage", "SaveAnimatedWEBP", "LoraLoaderModelOnly", "MarkdownNote", "Note",
               # the Flux graphs (audiotoken_describe_flux.json, audiotoken_flux_token.json); each is in both
               # tested hosts

@@ -96,6 +96,21 @@ def shrink_in_page(page: Page) -> list[str]:
     }})()""")
 
 
+def stand_in_recordings(page: Page, sound: str = "dog_bark.wav") -> int:
+    """Give each Record Audio a recording: its audio element plays an input/ sound, which the frontend's own
+    serializeValue fetches and uploads as a recording when the graph is queued (test_frontend_record records
+    through the microphone)."""
+    return page.js(f"""(() => {{
+        const url = window.comfyAPI.api.api.apiURL('/view?type=input&filename=' + encodeURIComponent({json.dumps(sound)}));
+        let n = 0;
+        for (const node of (window.app.rootGraph ?? window.app.graph)._nodes.filter(n => n.type === 'RecordAudio')) {{
+            node.widgets.find(w => w.type === 'audioUI').element.src = url;
+            n += 1;
+        }}
+        return n;
+    }})()""")
+
+
 def assert_prompt_matches_ui_to_api(ran: dict, workflow: dict, object_info: dict, shrink: dict = SHRINK) -> None:
     """The frontend's conversion agrees with ui_to_api, which the server tests rely on.
 
@@ -145,6 +160,7 @@ def test_frontend_runs_example_workflow(page, comfy_server, object_info, path: P
     expected_changes = sorted(f"{node['type']}.{name}" for node in workflow["nodes"]
                               for name in SHRINK.get(node["type"], {}))
     assert shrink_in_page(page) == expected_changes
+    assert stand_in_recordings(page) == sum(node["type"] == "RecordAudio" for node in workflow["nodes"])
 
     entry = comfy_server.wait_history(queue_from_frontend(page), timeout=300)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"], indent=1)[-3000:]

@@ -95,6 +95,9 @@ def test_example_workflows_leave_the_window_to_the_embedder(object_info):
 def test_example_workflow_runs(comfy_server, object_info, path: Path):
     workflow = json.loads(path.read_text())
     prompt = shrink(ui_to_api(workflow, object_info))
+    # A recording's stand-in: Record Audio's value is a file the browser uploaded (e.g. "audio/recording-1.wav
+    # [temp]"), read as Load Audio reads input/; test_frontend_record makes a real one.
+    set_inputs(prompt, "RecordAudio", audio="dog_bark.wav")
     entry = comfy_server.run(prompt, workflow)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"], indent=1)[-3000:]
     images = saved_images(entry)
