@@ -311,6 +311,21 @@ def load_workflow(page: Page, workflow: dict, name: str) -> None:
     page.js(f"window.app.loadGraphData({json.dumps(workflow)}, true, true, {json.dumps(name)}).then(() => true)")
 
 
+def stand_in_recordings(page: Page, sound: str = "dog_bark.wav") -> int:
+    """Give each Record Audio a recording: its audio element plays an input/ sound, which the frontend's own
+    serializeValue fetches and uploads as a recording when the graph is queued (a real recording goes
+    through the microphone)."""
+    return page.js(f"""(() => {{
+        const url = window.comfyAPI.api.api.apiURL('/view?type=input&filename=' + encodeURIComponent({json.dumps(sound)}));
+        let n = 0;
+        for (const node of (window.app.rootGraph ?? window.app.graph)._nodes.filter(n => n.type === 'RecordAudio')) {{
+            node.widgets.find(w => w.type === 'audioUI').element.src = url;
+            n += 1;
+        }}
+        return n;
+    }})()""")
+
+
 def queue_from_frontend(page: Page) -> str:
     """Queue the open graph with the Run button's action; return the id the server gave it."""
     page.js("window.__audiotokenQueued = null")

@@ -35,7 +35,7 @@ if not COMFYUI_PATH:
 pytestmark = [pytest.mark.host, pytest.mark.slow]
 
 from factories.mirror import official_mirror  # noqa: E402
-from frontend import (QUEUE_PROBE_JS, Page, close_dialogs, frontend_prompt, frontend_root,  # noqa: E402
+from frontend import (stand_in_recordings, QUEUE_PROBE_JS, Page, close_dialogs, frontend_prompt, frontend_root,  # noqa: E402
                       frontends_for, load_workflow, queue_from_frontend, skip_first_run, start_chromium)
 from host_assets import BEATS, EMBEDDER, FLUX_EMBEDDER, LONG_RECORDING_WINDOWS, write_flux_embedder  # noqa: E402
 from host_harness import REPO_ROOT, asset_server, error_message, saved_images  # noqa: E402
@@ -212,6 +212,8 @@ def test_fresh_template_opens_clean_then_fetches_and_runs(page, server, mirror, 
         assert entry["status"]["status_str"] == "success", json.dumps(entry["status"], indent=1)[-3000:]
     else:
         shrink_in_page(page)
+        # the record template's Record Audio holds no recording yet: a user records before Run
+        assert stand_in_recordings(page) == sum(node["type"] == "RecordAudio" for node in workflow["nodes"])
         entry = server.wait_history(queue_from_frontend(page), timeout=300)
         assert entry["status"]["status_str"] == "success", json.dumps(entry["status"], indent=1)[-3000:]
         assert len(saved_images(entry)) == EXPECTED_IMAGES.get(path.name, 1)

@@ -24,7 +24,7 @@ if not COMFYUI_PATH:
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
 
-from frontend import (MISSING_NODES_PROBE_JS, QUEUE_PROBE_JS, VISIBLE_DIALOGS_JS, Page, close_dialogs,  # noqa: E402
+from frontend import (stand_in_recordings, MISSING_NODES_PROBE_JS, QUEUE_PROBE_JS, VISIBLE_DIALOGS_JS, Page, close_dialogs,  # noqa: E402
                       frontend_prompt, frontend_root, frontends_for, host_version, load_workflow,
                       queue_from_frontend, skip_first_run, start_chromium, unregistered_types)
 from host_assets import LONG_RECORDING_WINDOWS  # noqa: E402
@@ -93,21 +93,6 @@ def shrink_in_page(page: Page) -> list[str]:
             }}
         }}
         return changed.sort();
-    }})()""")
-
-
-def stand_in_recordings(page: Page, sound: str = "dog_bark.wav") -> int:
-    """Give each Record Audio a recording: its audio element plays an input/ sound, which the frontend's own
-    serializeValue fetches and uploads as a recording when the graph is queued (test_frontend_record records
-    through the microphone)."""
-    return page.js(f"""(() => {{
-        const url = window.comfyAPI.api.api.apiURL('/view?type=input&filename=' + encodeURIComponent({json.dumps(sound)}));
-        let n = 0;
-        for (const node of (window.app.rootGraph ?? window.app.graph)._nodes.filter(n => n.type === 'RecordAudio')) {{
-            node.widgets.find(w => w.type === 'audioUI').element.src = url;
-            n += 1;
-        }}
-        return n;
     }})()""")
 
 
