@@ -11,6 +11,7 @@ with its own frontend (the pages only).
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import time
@@ -86,29 +87,30 @@ def search_results(page: Page, words: str) -> list[str]:
 # Only where the search has the words to find (0.33.0's aliases, 1.58.1's search): defined, not skipped, since CI
 # counts a skipped host test as a failure.
 if FRONTEND == SEARCH_FRONTEND:
-    def test_search_finds_the_pack_by_the_words_people_type(server, tmp_path):
+    @contextlib.contextmanager
+    def frontend_page(server, tmp_path):
+        """A fresh Chromium on the server's frontend, its first dialogs closed."""
         chromium = start_chromium(tmp_path / "profile", ("--window-size=1400,1000",))
         try:
             page = Page(chromium.cdp_port)
             page.open_frontend(server.url + "/")
             time.sleep(2)
             close_dialogs(page)
-            for words, names in SEARCHES.items():
-                found = search_results(page, words)
-                for name in names:
-                    assert any(name in text for text in found), (words, name, found[:20])
+            yield page
             page.close()
         finally:
             chromium.stop()
 
+    def test_search_finds_the_pack_by_the_words_people_type(server, tmp_path):
+        with frontend_page(server, tmp_path) as page:
+            for words, names in SEARCHES.items():
+                found = search_results(page, words)
+                for name in names:
+                    assert any(name in text for text in found), (words, name, found[:20])
+
     def test_node_info_shows_the_help_page(server, tmp_path):
         """Select a node, click the selection toolbox's Info, as a user does: the panel shows our page."""
-        chromium = start_chromium(tmp_path / "profile", ("--window-size=1400,1000",))
-        try:
-            page = Page(chromium.cdp_port)
-            page.open_frontend(server.url + "/")
-            time.sleep(2)
-            close_dialogs(page)
+        with frontend_page(server, tmp_path) as page:
             page.js("""(() => {
                 const graph = window.app.rootGraph ?? window.app.graph;
                 graph.clear();
@@ -129,9 +131,6 @@ if FRONTEND == SEARCH_FRONTEND:
                 shot = page.call("Page.captureScreenshot", format="png")["data"]
                 Path(SHOTS).mkdir(parents=True, exist_ok=True)
                 (Path(SHOTS) / "node_help.png").write_bytes(base64.b64decode(shot))
-            page.close()
-        finally:
-            chromium.stop()
 
 
 def wait_until(page: Page, expression: str, timeout: float = 30.0) -> None:
